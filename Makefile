@@ -1,0 +1,34 @@
+# Two commands: `make demo` and `make test`. Each creates .venv if missing, installs
+# the CPU build of torch first (so pip never pulls a multi-GB CUDA build), then the
+# project with its dev extra.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.fedseed-installed
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/fedseed demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/fedseed bench overhead --out docs/results
+
+lint: $(STAMP)
+	$(BIN)/ruff check fedseed tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

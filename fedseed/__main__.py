@@ -1,0 +1,5 @@
+"""``python -m fedseed`` runs the CLI."""
+
+from fedseed.cli import run
+
+run()

@@ -1,0 +1,1 @@
+"""Internals of fedseed: not a public API."""

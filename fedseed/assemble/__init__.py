@@ -1,0 +1,89 @@
+"""Assembly: a recipe becomes a randomly initialised ``torch.nn.Module``.
+
+Deterministic by construction: initialisation runs under a forked torch RNG seeded
+with ``recipe.init.seed``, in float32, so the same recipe gives bit-identical tensors
+in any process (and the caller's RNG state is left untouched).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fedseed.errors import ArchitectureError
+from fedseed.recipe.codec import recipe_digest
+from fedseed.recipe.model import Recipe
+
+if TYPE_CHECKING:
+    import torch
+
+
+def assemble(recipe: Recipe) -> torch.nn.Module:
+    """Build the model ``recipe`` describes, with deterministic random weights."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.init.seed)
+        model = _build(recipe)
+    return model.to(torch.float32)
+
+
+def parameter_count(recipe: Recipe) -> int:
+    """Number of trainable parameters, counted on the meta device (no memory used)."""
+    import torch
+
+    with torch.device("meta"):
+        model = _build(recipe)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _build(recipe: Recipe) -> torch.nn.Module:
+    arch = recipe.architecture
+    if arch.family == "torch":
+        from fedseed.assemble.torch_nets import CNN, MLP
+
+        builders = {"mlp": MLP, "cnn": CNN}
+        assert recipe.task.num_labels is not None  # the recipe validator guarantees it
+        return builders[arch.name](arch.config, recipe.task.num_labels)  # type: ignore[arg-type]
+    if arch.family == "transformers":
+        from fedseed.assemble.hf import build_transformers_model
+
+        return build_transformers_model(recipe)
+    raise ArchitectureError(f"unknown architecture family '{arch.family}'")
+
+
+def state_dict_digest(model: torch.nn.Module) -> str:
+    """``sha256:<hex>`` over names, dtypes, shapes and bytes of every tensor."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        h.update(t.numpy().tobytes() if t.numel() else b"")
+    return "sha256:" + h.hexdigest()
+
+
+def save_weights(model: torch.nn.Module, path: str | Path, recipe: Recipe) -> None:
+    """Write ``model``'s weights as safetensors, atomically, tagged with the recipe digest.
+
+    Tied tensors (GPT-2's embedding and head) are stored once, as
+    ``safetensors.torch.save_model`` does.
+    """
+    from safetensors.torch import save_model
+
+    from fedseed._internal.atomic import atomic_path
+
+    with atomic_path(Path(path)) as tmp:
+        save_model(model, str(tmp), metadata={"fedseed.recipe": recipe_digest(recipe),
+                                              "format": "pt"})
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:
+    """Load safetensors weights written by :func:`save_weights` into ``model``."""
+    from safetensors.torch import load_model
+
+    load_model(model, str(path))
+    return model
+
+
+__all__ = ["assemble", "load_weights", "parameter_count", "save_weights", "state_dict_digest"]

@@ -1,0 +1,60 @@
+"""The ``fedseed`` command line: parses arguments, calls the library, maps errors.
+
+Only this package exits the process. Every :class:`~fedseed.errors.FedseedError` is
+shown as one line on stderr with exit code 2 (bad input) or 1 (failed
+verification). Heavy libraries (torch, transformers, datasets, flwr) are imported
+inside the commands that need them, so ``fedseed --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from fedseed.cli import bench, commands, recipe
+
+app = typer.Typer(
+    name="fedseed",
+    help="Federated personalization in which only small signed recipes travel.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(recipe.app, name="recipe")
+app.add_typer(bench.app, name="bench")
+app.command("assemble")(commands.assemble_cmd)
+app.command("personalize")(commands.personalize_cmd)
+app.command("demo")(commands.demo_cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``fedseed`` console script; returns the exit code."""
+    import click
+
+    from fedseed.errors import FedseedError
+
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="fedseed", standalone_mode=False)
+    except FedseedError as e:
+        print(f"error: {e.diagnostics()}", file=sys.stderr)
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    """Console-script wrapper: exit with :func:`main`'s code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,26 @@
+"""Helpers shared by the CLI commands: one console, one way to load a recipe ref."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+
+from fedseed.errors import RecipeError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, int | float | str | bool | None]:
+    """``["optimizer.lr=0.01", ...]`` -> ``{"optimizer.lr": 0.01}`` (JSON values, else text)."""
+    out: dict[str, int | float | str | bool | None] = {}
+    for item in items or []:
+        path, sep, raw = item.partition("=")
+        if not sep or not path:
+            raise RecipeError(f"--set '{item}': expected PATH=VALUE, e.g. optimizer.lr=0.01")
+        try:
+            out[path.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[path.strip()] = raw
+    return out

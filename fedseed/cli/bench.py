@@ -1,0 +1,32 @@
+"""``fedseed bench ...``: benchmarks that write docs/results/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from fedseed.cli._common import console
+
+app = typer.Typer(help="Run benchmarks; results go to docs/results/.", no_args_is_help=True)
+
+
+@app.command("overhead")
+def overhead(
+    out: Path = typer.Option(Path("docs/results"), help="Folder for overhead.{json,md,png}."),
+    repeats: int = typer.Option(3, min=1, max=50, help="Alternating runs per loop."),
+) -> None:
+    """Training-loop overhead vs bare PyTorch, and peak memory of personalize."""
+    from rich.progress import Progress
+
+    from fedseed.bench import overhead as bench
+
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("overhead", total=repeats * len(bench.CASES))
+        result = bench.run(out, repeats=repeats, on_run=lambda: bar.advance(task))
+    for o in result["overhead"]:
+        console.out(f"{o['recipe']:16} fedseed {o['fedseed_seconds']:.3f}s  bare "
+                    f"{o['bare_seconds']:.3f}s  ratio {o['ratio']:.3f}", highlight=False)
+    for m in result["memory"]:
+        console.out(f"{m['recipe']:16} peak RSS {m['peak_rss_mib']:.1f} MiB", highlight=False)
+    console.out("wrote " + ", ".join(result["written"]), highlight=False)

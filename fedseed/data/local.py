@@ -1,0 +1,174 @@
+"""Loading a device's local data files with Hugging Face ``datasets``.
+
+Accepted: ``.csv``, ``.json``/``.jsonl``, ``.parquet`` files and folders written by
+``datasets.Dataset.save_to_disk``; nothing is fetched from a hub. The columns a
+recipe needs are checked here, so a bad file fails before any training with one
+line that names the file, the column and, where it helps, the row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedseed.data.builtin import BUILTIN_DATASETS, load_builtin_dataset
+from fedseed.data.examples import Examples
+from fedseed.errors import DataError
+from fedseed.recipe.model import Recipe
+
+_READERS = {".csv": "from_csv", ".json": "from_json", ".jsonl": "from_json",
+            ".parquet": "from_parquet"}
+_NUMERIC = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+            "float16", "float32", "float64", "bool")
+
+
+def load_examples(
+    ref: str,
+    recipe: Recipe,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+) -> Examples:
+    """Load the examples at ``ref`` (a path, or a built-in name such as ``digits``)
+    and check them against ``recipe``."""
+    if ref in BUILTIN_DATASETS and not Path(ref).exists():
+        examples = load_builtin_dataset(ref)
+    else:
+        examples = _from_dataset(_read(Path(ref)), ref, recipe, text_column, label_column)
+    check_examples(examples, recipe, label_column=label_column)
+    return examples
+
+
+def check_examples(examples: Examples, recipe: Recipe, *, label_column: str = "label") -> None:
+    """Raise :class:`DataError` unless ``examples`` fit ``recipe``'s task and input shape."""
+    if len(examples) == 0:
+        raise DataError(f"{examples.source}: the dataset is empty")
+    task = recipe.task
+    if task.modality == "text":
+        if examples.texts is None:
+            raise DataError(
+                f"{examples.source}: recipe '{recipe.name}' is a text recipe but the data "
+                "has no text; pass --text-column"
+            )
+    else:
+        if examples.features is None:
+            raise DataError(f"{examples.source}: recipe '{recipe.name}' needs numeric features")
+        want = _feature_count(recipe)
+        got = int(examples.features.shape[1])
+        if got != want:
+            raise DataError(
+                f"{examples.source}: {got} feature columns, but recipe '{recipe.name}' "
+                f"expects {want} (architecture.config)"
+            )
+    if task.kind == "classification":
+        assert task.num_labels is not None
+        labels = examples.labels
+        if labels is None:
+            raise DataError(f"{examples.source}: no label column '{label_column}'")
+        bad = np.flatnonzero((labels < 0) | (labels >= task.num_labels))
+        if bad.size:
+            row = int(bad[0])
+            raise DataError(
+                f"{examples.source}: column '{label_column}' has value {int(labels[row])} "
+                f"at row {row}, outside 0..{task.num_labels - 1} "
+                f"(task.num_labels={task.num_labels})"
+            )
+
+
+def _feature_count(recipe: Recipe) -> int:
+    config = recipe.architecture.config
+    if recipe.architecture.name == "cnn":
+        return int(config.in_channels * config.image_size ** 2)  # type: ignore[union-attr]
+    return int(config.in_features)  # type: ignore[union-attr]
+
+
+def _read(path: Path) -> Any:
+    import datasets
+
+    if not path.exists():
+        raise DataError(f"{path}: data file does not exist")
+    datasets.disable_progress_bars()
+    try:
+        if path.is_dir():
+            loaded = datasets.load_from_disk(str(path), keep_in_memory=True)
+            if isinstance(loaded, datasets.DatasetDict):
+                # fedseed makes its own deterministic split, so every split is data.
+                loaded = datasets.concatenate_datasets(list(loaded.values()))
+            return loaded
+        reader = _READERS.get(path.suffix.lower())
+        if reader is None:
+            raise DataError(
+                f"{path}: unsupported file type '{path.suffix}'; use .csv, .jsonl, .json, "
+                ".parquet or a save_to_disk folder"
+            )
+        return getattr(datasets.Dataset, reader)(str(path), keep_in_memory=True)
+    except DataError:
+        raise
+    except (OSError, ValueError, TypeError, datasets.exceptions.DatasetGenerationError) as e:
+        raise DataError(f"{path}: cannot read as a dataset: {_one_line(e)}") from e
+    except Exception as e:  # pyarrow raises its own types for malformed files
+        if type(e).__module__.startswith(("pyarrow", "datasets")):
+            raise DataError(f"{path}: cannot read as a dataset: {_one_line(e)}") from e
+        raise
+
+
+def _from_dataset(ds: Any, ref: str, recipe: Recipe, text_column: str,
+                  label_column: str) -> Examples:
+    columns = list(ds.column_names)
+    if ds.num_rows == 0:
+        raise DataError(f"{ref}: the dataset is empty")
+    dtypes = {name: getattr(ds.features[name], "dtype", "object") for name in columns}
+    labels = None
+    if recipe.task.kind == "classification":
+        if label_column not in columns:
+            raise DataError(f"{ref}: no label column '{label_column}' (columns: "
+                            f"{', '.join(columns)}); pass --label-column")
+        labels = _labels(ds[label_column], dtypes[label_column], ref, label_column)
+    if recipe.task.modality == "text":
+        if text_column not in columns:
+            raise DataError(f"{ref}: no text column '{text_column}' (columns: "
+                            f"{', '.join(columns)}); pass --text-column")
+        texts = ds[text_column]
+        for row, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise DataError(f"{ref}: column '{text_column}' row {row} is "
+                                f"{type(text).__name__}, not text")
+        return Examples(source=ref, texts=tuple(texts), labels=labels)
+    feature_columns = [name for name in columns if name != label_column]
+    for name in feature_columns:
+        if dtypes[name] not in _NUMERIC:
+            raise DataError(
+                f"{ref}: column '{name}' holds {dtypes[name]} values, but recipe "
+                f"'{recipe.name}' is {recipe.task.modality} (task.modality) and takes "
+                "numbers only; use a text recipe or drop the column"
+            )
+    if not feature_columns:
+        raise DataError(f"{ref}: no feature columns besides '{label_column}'")
+    matrix = np.column_stack([np.asarray(ds[name], dtype=np.float64) for name in feature_columns])
+    if not np.all(np.isfinite(matrix)):
+        row, col = np.argwhere(~np.isfinite(matrix))[0]
+        raise DataError(f"{ref}: column '{feature_columns[col]}' row {row} is missing or "
+                        "not a finite number")
+    return Examples(source=ref, features=matrix.astype(np.float32), labels=labels)
+
+
+def _labels(values: list[Any], dtype: str, ref: str, column: str) -> np.ndarray:
+    if not dtype.startswith(("int", "uint")):
+        sample = next((v for v in values if v is not None), None)
+        if not (isinstance(sample, float) and all(
+                isinstance(v, float) and v.is_integer() for v in values)):
+            raise DataError(
+                f"{ref}: column '{column}' holds {dtype} values; labels must be integer "
+                "class ids 0..num_labels-1"
+            )
+    for row, value in enumerate(values):
+        if value is None:
+            raise DataError(f"{ref}: column '{column}' row {row} is missing")
+    return np.asarray(values, dtype=np.int64)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:200] + ("..." if len(text) > 200 else "")

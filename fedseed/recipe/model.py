@@ -1,0 +1,111 @@
+"""The recipe: a small, typed document that says how to build and train a model.
+
+A recipe is a frozen pydantic model. Its identity is the SHA-256 of its canonical
+bytes (see :mod:`fedseed.recipe.codec`); optional sections that are absent are left
+out of those bytes, so sections added by later schema versions (``trajectory``)
+never change the digest of a recipe that does not use them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from fedseed.recipe._base import Name, ShortText, StrictModel
+from fedseed.recipe.architecture import Architecture
+from fedseed.recipe.evidence import Evidence, Lineage
+from fedseed.recipe.search import SearchSpace
+from fedseed.recipe.task import ByteTokenizer, Task
+from fedseed.recipe.training import Budget, Init, Optimizer, Schedule, Split
+
+SCHEMA_VERSION = "fedseed.recipe/v1"
+
+#: Which task kinds and modalities each architecture can serve.
+_FITS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "torch:mlp": (frozenset({"classification"}), frozenset({"tabular", "image"})),
+    "torch:cnn": (frozenset({"classification"}), frozenset({"image"})),
+    "transformers:bert": (frozenset({"classification"}), frozenset({"text"})),
+    "transformers:distilbert": (frozenset({"classification"}), frozenset({"text"})),
+    "transformers:gpt2": (
+        frozenset({"classification", "language-modeling"}),
+        frozenset({"text"}),
+    ),
+}
+
+class Recipe(StrictModel):
+    """How to build and train a model, and (for replies) what happened when it ran.
+
+    See ``docs/recipes.md`` for the format field by field.
+    """
+
+    schema_: Literal["fedseed.recipe/v1"] = Field(SCHEMA_VERSION, alias="schema")
+    name: Name
+    description: ShortText | None = None
+    task: Task
+    architecture: Architecture
+    tokenizer: ByteTokenizer | None = None
+    init: Init = Init()
+    optimizer: Optimizer
+    schedule: Schedule = Schedule()
+    budget: Budget
+    split: Split = Split()
+    search_space: SearchSpace | None = None
+    evidence: Evidence | None = None
+    lineage: Lineage | None = None
+
+    model_config = {**StrictModel.model_config, "populate_by_name": True}
+
+    @model_validator(mode="after")
+    def _architecture_fits_task(self) -> Recipe:
+        arch = self.architecture
+        key = f"{arch.family}:{arch.name}"
+        kinds, modalities = _FITS[key]
+        if self.task.kind not in kinds:
+            raise ValueError(
+                f"architecture {key} cannot do task.kind '{self.task.kind}' "
+                f"(it does {', '.join(sorted(kinds))})"
+            )
+        if self.task.modality not in modalities:
+            raise ValueError(
+                f"architecture {key} does not take task.modality '{self.task.modality}' "
+                f"(it takes {', '.join(sorted(modalities))})"
+            )
+        if self.task.modality == "text":
+            if self.tokenizer is None:
+                raise ValueError("a text recipe needs a tokenizer section")
+            vocab = getattr(arch.config, "vocab_size", None)
+            if vocab is not None and vocab < self.tokenizer.vocab_size:
+                raise ValueError(
+                    f"architecture.config.vocab_size {vocab} is smaller than the "
+                    f"tokenizer's {self.tokenizer.vocab_size} ids"
+                )
+            positions = getattr(arch.config, "max_position_embeddings", None) or getattr(
+                arch.config, "n_positions", None
+            )
+            if positions is not None and positions < self.tokenizer.max_length:
+                raise ValueError(
+                    f"tokenizer.max_length {self.tokenizer.max_length} exceeds the "
+                    f"architecture's {positions} positions"
+                )
+        elif self.tokenizer is not None:
+            raise ValueError(
+                f"task.modality '{self.task.modality}' takes no tokenizer section; "
+                "remove it or use modality 'text'"
+            )
+        if self.schedule.warmup_steps > self.budget.max_steps:
+            raise ValueError(
+                f"schedule.warmup_steps {self.schedule.warmup_steps} exceeds "
+                f"budget.max_steps {self.budget.max_steps}"
+            )
+        return self
+
+    @property
+    def schema_version(self) -> str:
+        """The schema version string, e.g. ``fedseed.recipe/v1``."""
+        return self.schema_
+
+    @property
+    def architecture_key(self) -> str:
+        """``family:name`` of the architecture, e.g. ``transformers:bert``."""
+        return f"{self.architecture.family}:{self.architecture.name}"

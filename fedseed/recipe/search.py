@@ -1,0 +1,130 @@
+"""Search spaces: which configuration knobs a meta-recipe explores, and their ranges.
+
+A search space maps a dotted recipe path (``optimizer.lr``) to a distribution. An
+*assignment* picks one value per path; :func:`apply_assignment` returns a new,
+re-validated recipe with those values, so a device never runs a configuration the
+schema would reject.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Discriminator, Field, model_validator
+
+from fedseed.errors import RecipeError
+from fedseed.recipe._base import StrictModel
+
+if TYPE_CHECKING:
+    from fedseed.recipe.model import Recipe
+
+#: Recipe fields a search space (or ``--set``) may change.
+SEARCHABLE_PATHS: tuple[str, ...] = (
+    "optimizer.lr",
+    "optimizer.weight_decay",
+    "optimizer.momentum",
+    "schedule.name",
+    "schedule.warmup_steps",
+    "budget.batch_size",
+    "budget.max_steps",
+    "budget.grad_clip",
+    "budget.eval_every",
+)
+SearchPath = Literal[
+    "optimizer.lr",
+    "optimizer.weight_decay",
+    "optimizer.momentum",
+    "schedule.name",
+    "schedule.warmup_steps",
+    "budget.batch_size",
+    "budget.max_steps",
+    "budget.grad_clip",
+    "budget.eval_every",
+]
+Scalar = int | float | str | bool
+Bound = Annotated[float, Field(ge=-1e9, le=1e9)]
+
+
+class LogUniform(StrictModel):
+    """Log-uniform over ``[low, high]``, both positive; ``integer`` rounds draws."""
+
+    kind: Literal["log_uniform"] = "log_uniform"
+    low: Annotated[float, Field(gt=0.0, le=1e9)]
+    high: Annotated[float, Field(gt=0.0, le=1e9)]
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _order(self) -> LogUniform:
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} is above high {self.high}")
+        return self
+
+    def sample(self, u: float) -> float | int:
+        """Map ``u`` in ``[0, 1]`` to a value of the range."""
+        value = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        return round(value) if self.integer else value
+
+
+class Uniform(StrictModel):
+    """Uniform over ``[low, high]``; ``integer`` rounds draws."""
+
+    kind: Literal["uniform"] = "uniform"
+    low: Bound
+    high: Bound
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _order(self) -> Uniform:
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} is above high {self.high}")
+        return self
+
+    def sample(self, u: float) -> float | int:
+        """Map ``u`` in ``[0, 1]`` to a value of the range."""
+        value = self.low + u * (self.high - self.low)
+        return round(value) if self.integer else value
+
+
+class Choice(StrictModel):
+    """A finite set of values."""
+
+    kind: Literal["choice"] = "choice"
+    values: Annotated[list[Scalar], Field(min_length=1, max_length=64)]
+
+    def sample(self, u: float) -> Scalar:
+        """Map ``u`` in ``[0, 1)`` to one of the values."""
+        return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
+
+
+Distribution = Annotated[LogUniform | Uniform | Choice, Discriminator("kind")]
+
+
+class SearchSpace(StrictModel):
+    """The configuration knobs a meta-recipe explores, by dotted recipe path."""
+
+    params: Annotated[dict[SearchPath, Distribution], Field(min_length=1)]
+
+
+def apply_assignment(recipe: Recipe, assignment: Mapping[str, Scalar]) -> Recipe:
+    """Return a copy of ``recipe`` with each dotted path set to its assigned value.
+
+    The result is validated as a whole, so an assignment that breaks a bound or a
+    cross-field rule raises :class:`RecipeError` naming the path and value.
+    """
+    from fedseed.recipe.codec import canonical_dict, recipe_from_dict
+
+    data = canonical_dict(recipe)
+    for path, value in assignment.items():
+        if path not in SEARCHABLE_PATHS:
+            raise RecipeError(
+                f"cannot set '{path}': settable paths are {', '.join(SEARCHABLE_PATHS)}"
+            )
+        section, field = path.split(".")
+        if section not in data:
+            raise RecipeError(f"cannot set '{path}': the recipe has no '{section}' section")
+        if field == "momentum" and data[section].get("name") != "sgd":
+            raise RecipeError(f"cannot set '{path}': only the sgd optimizer has momentum")
+        data[section] = {**data[section], field: value}
+    return recipe_from_dict(data, source=f"{recipe.name} with {dict(assignment)}")

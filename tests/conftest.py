@@ -1,0 +1,48 @@
+"""Shared fixtures. Nothing here talks to a hub: offline mode is forced for the whole
+session, and every command runs as a user runs it (a real subprocess)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    home = tmp_path_factory.mktemp("fedseed-home")
+    monkeypatch.setenv("FEDSEED_HOME", str(home))
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+@pytest.fixture
+def fedseed(tmp_path: Path):
+    """Run the ``fedseed`` CLI in a subprocess, from ``tmp_path``."""
+
+    def run(*args: str, cwd: Path | None = None, timeout: float = 240) -> Run:
+        done = subprocess.run(
+            [sys.executable, "-m", "fedseed", *args], cwd=cwd or tmp_path,
+            capture_output=True, text=True, timeout=timeout, env=os.environ.copy(),
+        )
+        return Run(done.returncode, done.stdout, done.stderr)
+
+    return run
