@@ -76,6 +76,25 @@ def save_weights(model: torch.nn.Module, path: str | Path, recipe: Recipe) -> No
     with atomic_path(Path(path)) as tmp:
         save_model(model, str(tmp), metadata={"fedseed.recipe": recipe_digest(recipe),
                                               "format": "pt"})
+        _sort_header(tmp)
+
+
+def _sort_header(path: Path) -> None:
+    """Rewrite a safetensors header with sorted keys, in place.
+
+    safetensors keeps ``__metadata__`` in a hash map, so its key order (and so the
+    file's bytes) varies between processes. Sorting gives the same bytes for the same
+    weights; the header keeps its length, so tensor offsets are unchanged.
+    """
+    import json
+    import struct
+
+    with open(path, "r+b") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        header = handle.read(length)
+        canonical = json.dumps(json.loads(header), sort_keys=True, separators=(",", ":"))
+        handle.seek(8)
+        handle.write(canonical.encode("utf-8").ljust(length, b" "))
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:

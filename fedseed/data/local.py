@@ -90,6 +90,19 @@ def _read(path: Path) -> Any:
     if not path.exists():
         raise DataError(f"{path}: data file does not exist")
     datasets.disable_progress_bars()
+    # datasets logs its own copy of a parse error before raising; fedseed reports
+    # the error once, as a DataError, so the library's log is quieted meanwhile.
+    verbosity = datasets.logging.get_verbosity()
+    datasets.logging.get_logger("datasets").setLevel(100)
+    try:
+        return _read_quietly(path)
+    finally:
+        datasets.logging.set_verbosity(verbosity)
+
+
+def _read_quietly(path: Path) -> Any:
+    import datasets
+
     try:
         if path.is_dir():
             loaded = datasets.load_from_disk(str(path), keep_in_memory=True)
@@ -97,6 +110,8 @@ def _read(path: Path) -> Any:
                 # fedseed makes its own deterministic split, so every split is data.
                 loaded = datasets.concatenate_datasets(list(loaded.values()))
             return loaded
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: the dataset is empty (0 bytes)")
         reader = _READERS.get(path.suffix.lower())
         if reader is None:
             raise DataError(
@@ -106,7 +121,13 @@ def _read(path: Path) -> Any:
         return getattr(datasets.Dataset, reader)(str(path), keep_in_memory=True)
     except DataError:
         raise
-    except (OSError, ValueError, TypeError, datasets.exceptions.DatasetGenerationError) as e:
+    except datasets.exceptions.DatasetGenerationError as e:
+        raise DataError(f"{path}: cannot read as a dataset: {_one_line(e.__cause__ or e)}") from e
+    except ValueError as e:
+        if "corresponds to no data" in str(e):  # datasets' word for a file with no rows
+            raise DataError(f"{path}: the dataset is empty (no rows)") from e
+        raise DataError(f"{path}: cannot read as a dataset: {_one_line(e)}") from e
+    except (OSError, TypeError) as e:
         raise DataError(f"{path}: cannot read as a dataset: {_one_line(e)}") from e
     except Exception as e:  # pyarrow raises its own types for malformed files
         if type(e).__module__.startswith(("pyarrow", "datasets")):
@@ -139,8 +160,9 @@ def _from_dataset(ds: Any, ref: str, recipe: Recipe, text_column: str,
     feature_columns = [name for name in columns if name != label_column]
     for name in feature_columns:
         if dtypes[name] not in _NUMERIC:
+            kind = "text" if "string" in str(dtypes[name]) else str(dtypes[name])
             raise DataError(
-                f"{ref}: column '{name}' holds {dtypes[name]} values, but recipe "
+                f"{ref}: column '{name}' holds {kind} values, but recipe "
                 f"'{recipe.name}' is {recipe.task.modality} (task.modality) and takes "
                 "numbers only; use a text recipe or drop the column"
             )
