@@ -6,7 +6,7 @@ on the same batches, with the same schedule, clipping and validation cadence; th
 bare loop just skips fedseed's bookkeeping (curve, per-tensor optimizer statistics,
 progress callback, evidence). They alternate in one process, and the ratio of
 median times is reported. Peak resident memory is measured in a fresh child process
-per recipe (``ru_maxrss``), running the real ``personalize`` on a local file.
+per recipe (``VmHWM``), running the real ``personalize`` on a local file.
 """
 
 from __future__ import annotations
@@ -104,14 +104,17 @@ def measure_overhead(name: str, data: str, repeats: int = 3,
     }
 
 
+# VmHWM, not ru_maxrss: after fork+exec, ru_maxrss still counts the parent's pages,
+# while VmHWM is the high-water mark of this process image alone.
 _RSS_CHILD = """
-import resource, sys, tempfile, pathlib
+import sys, tempfile, pathlib
 from fedseed.personalize import personalize
 from fedseed.recipe import load_builtin
 out = pathlib.Path(tempfile.mkdtemp()) / "out"
 assignment = {"budget.max_steps": int(sys.argv[3])} if sys.argv[3] != "-" else None
 personalize(load_builtin(sys.argv[1]), sys.argv[2], out, assignment=assignment)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+status = pathlib.Path("/proc/self/status").read_text()
+print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
 """
 
 
