@@ -49,6 +49,14 @@ class RegistryError(FedseedError):
     """The recipe registry could not store or find a recipe."""
 
 
+class RecipeNotFound(RegistryError):
+    """A registry has no recipe under the asked digest or name:tag."""
+
+
+class TagConflict(RegistryError):
+    """A tag belongs to another publisher key and cannot be moved by this one."""
+
+
 class AggregationError(FedseedError):
     """Client recipes could not be aggregated into a meta-recipe."""
 
@@ -60,7 +68,9 @@ __all__ = [
     "FedseedError",
     "OutputError",
     "RecipeError",
+    "RecipeNotFound",
     "RegistryError",
     "SignatureError",
+    "TagConflict",
     "VerificationError",
 ]

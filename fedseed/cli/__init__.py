@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from fedseed.cli import bench, commands, recipe
+from fedseed.cli import bench, commands, keys, recipe, registry, signing  # noqa: F401
 
 app = typer.Typer(
     name="fedseed",
@@ -22,6 +22,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(recipe.app, name="recipe")
+app.add_typer(keys.keys_app, name="keys")
+app.add_typer(keys.trust_app, name="trust")
+app.add_typer(registry.app, name="registry")
 app.add_typer(bench.app, name="bench")
 app.command("assemble")(commands.assemble_cmd)
 app.command("personalize")(commands.personalize_cmd)

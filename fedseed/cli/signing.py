@@ -1,0 +1,180 @@
+"""``fedseed recipe sign|verify|publish|pull|lineage``: signed recipes and the registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from fedseed.cli._common import console
+from fedseed.cli.recipe import app
+
+REGISTRY_HELP = "Registry: a folder or http(s):// URL (default: $FEDSEED_HOME/registry)."
+
+
+def _envelope_from_file(path: Path):  # type: ignore[no-untyped-def]
+    """An envelope from FILE: as is if it is one, else a new unsigned one around the
+    canonical bytes of the recipe it holds."""
+    from fedseed.provenance.envelope import Envelope
+    from fedseed.recipe.codec import (
+        MAX_RECIPE_BYTES,
+        _looks_like_envelope,
+        canonical_bytes,
+        read_recipe_file,
+    )
+
+    try:
+        size = path.stat().st_size
+        raw = path.read_bytes() if size <= MAX_RECIPE_BYTES else b""
+    except OSError:
+        raw = b""
+    if raw and _looks_like_envelope(raw):
+        envelope = Envelope.from_json(raw, str(path))
+        read_recipe_file(path)  # the payload must be a valid recipe
+        return envelope
+    return Envelope(payload=canonical_bytes(read_recipe_file(path)))
+
+
+@app.command("sign")
+def sign(
+    file: Path = typer.Argument(..., help="Recipe JSON, or an envelope to co-sign."),
+    key: str = typer.Option(..., help="Key name (see `fedseed keys list`)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Where to write the envelope."),
+) -> None:
+    """Sign a recipe into a DSSE envelope, or add a signature to an envelope."""
+    from fedseed._internal.atomic import atomic_write_bytes
+    from fedseed.provenance.envelope import sign_envelope
+    from fedseed.provenance.keys import load_private_key
+    from fedseed.recipe.codec import digest_bytes
+
+    private, keyid = load_private_key(key)
+    envelope = sign_envelope(_envelope_from_file(file), private, keyid)
+    atomic_write_bytes(out, envelope.to_json())
+    console.out(f"signed {digest_bytes(envelope.payload)} by {key} ({keyid[:16]}), "
+                f"{len(envelope.signatures)} signature(s): {out}", highlight=False)
+
+
+@app.command("verify")
+def verify(
+    ref: str = typer.Argument(..., help="Envelope file, or a registry ref with --chain."),
+    role: str = typer.Option(None, help="Require a key trusted for this role."),
+    chain: bool = typer.Option(False, help="Also verify every ancestor in the registry."),
+    registry: str = typer.Option(None, help=REGISTRY_HELP),
+) -> None:
+    """Verify signatures under the trust store (exit 1 and the reason if they fail)."""
+    from fedseed.errors import VerificationError
+    from fedseed.provenance.envelope import Envelope
+    from fedseed.provenance.lineage import lineage_tree, problems
+    from fedseed.provenance.trust import load_trust
+    from fedseed.provenance.verify import verify_envelope
+    from fedseed.registry.client import open_registry
+
+    trust = load_trust()
+    path = Path(ref)
+    if path.is_file():
+        from fedseed.errors import SignatureError
+
+        try:
+            envelope = Envelope.from_json(path.read_bytes(), str(path))
+        except SignatureError as e:
+            raise VerificationError(e.diagnostics()) from e
+        verified = verify_envelope(envelope, trust, role=role, source=str(path))
+    else:
+        client = open_registry(registry, trust)
+        verified = verify_envelope(client.fetch(ref), trust, role=role, source=ref)
+    console.out(f"verified {verified.recipe.name} {verified.digest} signed by "
+                + ", ".join(k[:16] for k in verified.keyids), highlight=False)
+    if chain:
+        client = open_registry(registry, trust)
+        tree = lineage_tree(client, verified.digest, trust)
+        issues = problems(tree)
+        if issues:
+            raise VerificationError("lineage: " + "; ".join(issues))
+        console.out("lineage: every ancestor verified", highlight=False)
+
+
+@app.command("publish")
+def publish(
+    file: Path = typer.Argument(..., help="Recipe JSON or signed envelope."),
+    key: str = typer.Option(None, help="Key to sign with if the file is unsigned."),
+    name: str = typer.Option(None, help="Registry name (default: the recipe's name)."),
+    tag: str = typer.Option("latest", help="Tag to point at this recipe."),
+    registry: str = typer.Option(None, help=REGISTRY_HELP),
+) -> None:
+    """Validate, sign if unsigned, verify and store a recipe; print its digest."""
+    from fedseed.errors import SignatureError
+    from fedseed.provenance.envelope import sign_envelope
+    from fedseed.provenance.keys import load_private_key, public_pem
+    from fedseed.provenance.trust import load_trust
+    from fedseed.registry.client import open_registry
+
+    envelope = _envelope_from_file(file)
+    trust = load_trust()
+    if key is not None:
+        private, keyid = load_private_key(key)
+        if not any(s.keyid == keyid for s in envelope.signatures):
+            envelope = sign_envelope(envelope, private, keyid)
+        # Your own key is a trusted publisher of your own embedded registry.
+        trust, _ = trust.add(public_pem(private.public_key()), "publisher", key)
+    elif not envelope.signatures:
+        raise SignatureError(f"{file}: unsigned; pass --key NAME to sign it")
+    entry = open_registry(registry, trust).publish(envelope, name=name, tag=tag)
+    console.out(entry.digest, highlight=False)
+
+
+@app.command("pull")
+def pull(
+    ref: str = typer.Argument(..., help="NAME[:TAG] or sha256:DIGEST."),
+    out: Path = typer.Option(..., "-o", "--out", help="Where to write the envelope."),
+    role: str = typer.Option(None, help="Require a key trusted for this role."),
+    registry: str = typer.Option(None, help=REGISTRY_HELP),
+) -> None:
+    """Fetch a recipe, verify it under the trust store, then write it."""
+    from fedseed._internal.atomic import atomic_write_bytes
+    from fedseed.errors import VerificationError
+    from fedseed.provenance.trust import load_trust
+    from fedseed.provenance.verify import verify_envelope
+    from fedseed.registry.client import open_registry
+
+    trust = load_trust()
+    envelope = open_registry(registry, trust).fetch(ref)
+    verified = verify_envelope(envelope, trust, role=role, source=ref)
+    if ref.startswith("sha256:") and verified.digest != ref:
+        raise VerificationError(f"{ref}: registry served different content {verified.digest}")
+    atomic_write_bytes(out, envelope.to_json())
+    console.out(f"{verified.digest} {verified.recipe.name} -> {out}", highlight=False)
+
+
+@app.command("lineage")
+def lineage(
+    ref: str = typer.Argument(..., help="NAME[:TAG] or sha256:DIGEST."),
+    registry: str = typer.Option(None, help=REGISTRY_HELP),
+) -> None:
+    """Print the derivation tree: digest, name, producer key, round, method."""
+    from rich.tree import Tree
+
+    from fedseed.provenance.lineage import LineageNode, lineage_tree
+    from fedseed.provenance.trust import load_trust
+    from fedseed.registry.client import open_registry
+
+    trust = load_trust()
+    root = lineage_tree(open_registry(registry, trust), ref, trust)
+
+    def label(node: LineageNode) -> str:
+        if node.problem is not None:
+            return f"[red]{node.digest[:19]}  {node.problem}[/red]"
+        r = node.recipe
+        assert r is not None
+        lin = r.lineage
+        where = f"round {lin.round}, {lin.method}" if lin else "root"
+        again = " (shown above)" if node.seen_before else ""
+        signer = ", ".join(k[:12] for k in node.keyids) or "-"
+        return f"{node.digest[:19]}  {r.name}  signed by {signer}  {where}{again}"
+
+    def build(tree: Tree, node: LineageNode) -> None:
+        for parent in node.parents:
+            build(tree.add(label(parent)), parent)
+
+    tree = Tree(label(root))
+    build(tree, root)
+    console.print(tree)
