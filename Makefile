@@ -26,6 +26,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/fedseed bench overhead --out docs/results
+	$(BIN)/fedseed bench provenance --out docs/results
 
 lint: $(STAMP)
 	$(BIN)/ruff check fedseed tests

@@ -30,3 +30,22 @@ def overhead(
     for m in result["memory"]:
         console.out(f"{m['recipe']:16} peak RSS {m['peak_rss_mib']:.1f} MiB", highlight=False)
     console.out("wrote " + ", ".join(result["written"]), highlight=False)
+
+
+@app.command("provenance")
+def provenance(
+    out: Path = typer.Option(Path("docs/results"), help="Folder for provenance.{json,md,png}."),
+    seconds: float = typer.Option(3.0, min=0.1, max=600, help="Verification run length."),
+    count: int = typer.Option(500, min=1, max=100_000, help="Recipes to publish."),
+) -> None:
+    """Envelope verifications per second (one core) and publishes per second."""
+    from rich.progress import Progress
+
+    from fedseed.bench import provenance as bench
+
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("provenance", total=2)
+        result = bench.run(out, seconds=seconds, count=count, on_step=lambda: bar.advance(task))
+    console.out(f"verify  {result['verify']['per_second']:,.0f}/s (target 5,000/s)\n"
+                f"publish {result['publish']['per_second']:,.0f}/s (target 300/s)\n"
+                "wrote " + ", ".join(result["written"]), highlight=False)

@@ -31,15 +31,45 @@ def validate(file: Path = typer.Argument(..., help="Recipe JSON file.")) -> None
                 f"({len(canonical_bytes(recipe))} canonical bytes)", highlight=False)
 
 
+def _load(ref: str, registry: str | None):  # type: ignore[no-untyped-def]
+    """A file, a built-in name, or else a registry ref; with the signature status."""
+    from fedseed.errors import FedseedError, RecipeError
+    from fedseed.recipe import resolve_recipe
+
+    try:
+        return resolve_recipe(ref), None
+    except RecipeError:
+        if Path(ref).exists() or ref.endswith(".json"):
+            raise
+    from fedseed.provenance.trust import load_trust
+    from fedseed.provenance.verify import verify_envelope
+    from fedseed.recipe import parse_recipe
+    from fedseed.registry.client import open_registry
+
+    trust = load_trust()
+    envelope = open_registry(registry, trust).fetch(ref)
+    try:
+        verified = verify_envelope(envelope, trust, source=ref)
+        return verified.recipe, "verified, signed by " + ", ".join(
+            k[:16] for k in verified.keyids)
+    except FedseedError as e:
+        return parse_recipe(envelope.payload, ref), f"NOT verified: {e.diagnostics()}"
+
+
 @app.command("show")
-def show(ref: str = typer.Argument(..., help="Recipe file or built-in name.")) -> None:
+def show(
+    ref: str = typer.Argument(..., help="Recipe file, built-in name, or registry "
+                              "NAME[:TAG] / sha256:DIGEST."),
+    registry: str = typer.Option(None, help="Registry folder or URL (default: "
+                                 "$FEDSEED_HOME/registry)."),
+) -> None:
     """Summarise a recipe: task, architecture and size, optimizer, budget, digest."""
     from rich.table import Table
 
     from fedseed.assemble import parameter_count
-    from fedseed.recipe import canonical_bytes, recipe_digest, resolve_recipe
+    from fedseed.recipe import canonical_bytes, recipe_digest
 
-    recipe = resolve_recipe(ref)
+    recipe, signature = _load(ref, registry)
     task, arch, opt, budget = recipe.task, recipe.architecture, recipe.optimizer, recipe.budget
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)
@@ -74,14 +104,30 @@ def show(ref: str = typer.Argument(..., help="Recipe file or built-in name.")) -
                       + (", ".join(p[:19] for p in lin.parents) or "none"))
     table.add_row("size", f"{len(canonical_bytes(recipe)):,} bytes (canonical)")
     table.add_row("digest", recipe_digest(recipe))
+    if signature is not None:
+        table.add_row("signature", signature)
     console.print(table)
 
 
 @app.command("list")
-def list_recipes() -> None:
-    """List the built-in recipes."""
+def list_recipes(
+    registry: str = typer.Option(None, help="Registry folder or URL (default: "
+                                 "$FEDSEED_HOME/registry)."),
+) -> None:
+    """List the built-in recipes and those published in the registry."""
+    from fedseed.provenance.trust import TrustStore
     from fedseed.recipe import builtin_names, load_builtin
+    from fedseed.registry.client import open_registry
 
+    console.out("built-in:", highlight=False)
     for name in builtin_names():
         recipe = load_builtin(name)
-        console.out(f"{name:20} {recipe.task.kind:18} {recipe.architecture_key}", highlight=False)
+        console.out(f"  {name:20} {recipe.task.kind:18} {recipe.architecture_key}",
+                    highlight=False)
+    client = open_registry(registry, TrustStore())
+    entries = client.entries()
+    console.out(f"registry {client.location}: {len(entries)} recipe(s)", highlight=False)
+    for e in entries:
+        tags = ",".join(e.tags) or "-"
+        console.out(f"  {e.name:20} {tags:12} {e.digest} {e.publisher[:16]} {e.created}",
+                    highlight=False)

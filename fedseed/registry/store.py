@@ -92,12 +92,28 @@ class LocalRegistry:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.blobs = self.root / "blobs"
+        self._ready = False
+
+    def _ensure(self) -> None:
+        """Create the folder and index on first write (reading creates nothing)."""
+        if self._ready:
+            return
         self.blobs.mkdir(parents=True, exist_ok=True)
+        self._ready = True
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        if not self._ready and not (self.root / "index.sqlite").exists():
+            # Nothing published yet: an in-memory index with the schema reads as empty.
+            db = sqlite3.connect(":memory:")
+            db.executescript(_SCHEMA)
+            try:
+                yield db
+            finally:
+                db.close()
+            return
         db = sqlite3.connect(self.root / "index.sqlite", timeout=60, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -120,6 +136,7 @@ class LocalRegistry:
         """
         from fedseed._internal.atomic import atomic_write_bytes
 
+        self._ensure()
         check_name(name)
         if tag is not None:
             check_tag(tag)
