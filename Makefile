@@ -1,6 +1,7 @@
 # Two commands: `make demo` and `make test`. Each creates .venv if missing, installs
-# the CPU build of torch first (so pip never pulls a multi-GB CUDA build), then the
-# project with its dev extra.
+# torch==2.13.0 first (a CPU build on the project's machines; pinning it before the
+# project keeps pip from resolving some other, multi-GB torch), then the project with
+# its dev extra.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -171,3 +171,33 @@ def test_unknown_recipe_name_lists_the_builtins(fedseed, tmp_path):
 
     assert run.code == 2
     assert "digits-mlp" in run.err and "neither a file nor a built-in" in run.err
+
+
+def test_sigterm_leaves_no_output_and_no_temporary_folder(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fedseed", "personalize", "digits-mlp", "--data", "digits",
+         "--out", str(out), "-q", "--set", "budget.max_steps=100000",
+         "--set", "budget.eval_every=50000"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".out.*")) and time.monotonic() < deadline:
+            time.sleep(0.2)  # wait until training has started writing
+        assert list(tmp_path.glob(".out.*")), "personalize never started"
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert code == 128 + signal.SIGTERM
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.*"))

@@ -35,6 +35,8 @@ def atomic_path(path: Path, *, private: bool = False) -> Iterator[Path]:
     file gets the usual permissions (``0666 & ~umask``), or ``0600`` if ``private``.
     """
     parent = path.parent
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file path")
     if not parent.is_dir():
         raise OutputError(f"{path}: folder {parent} does not exist")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)

@@ -29,6 +29,7 @@ def build_transformers_model(recipe: Recipe) -> torch.nn.Module:
     }
     if arch.name not in config_classes:
         raise ArchitectureError(f"architecture.name '{arch.name}' is not a transformers model")
+    auto: Any
     if recipe.task.kind == "classification":
         config = config_classes[arch.name](**spec, **special, num_labels=recipe.task.num_labels)
         auto = transformers.AutoModelForSequenceClassification

@@ -108,6 +108,8 @@ def measure_overhead(name: str, data: str, repeats: int = 3,
 # while VmHWM is the high-water mark of this process image alone.
 _RSS_CHILD = """
 import sys, tempfile, pathlib
+import torch
+torch.set_num_threads(1)
 from fedseed.personalize import personalize
 from fedseed.recipe import load_builtin
 out = pathlib.Path(tempfile.mkdtemp()) / "out"
@@ -158,11 +160,22 @@ def run(out_dir: Path, repeats: int = 3, on_run: Callable[[], None] | None = Non
     ``cases`` and ``steps`` exist for the smoke test in ``make test``; ``make bench``
     uses the defaults.
     """
+    import torch
+
     from fedseed.bench.report import machine, write_results
 
-    overhead = [measure_overhead(name, data, repeats, on_run, steps) for name, data in cases]
+    # One intra-op thread: an edge device's budget, and far less sensitive to other
+    # processes on the machine than two threads spinning for two cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        overhead = [measure_overhead(name, data, repeats, on_run, steps)
+                    for name, data in cases]
+    finally:
+        torch.set_num_threads(threads)
     memory = [measure_peak_rss(name, data, steps) for name, data in cases]
-    payload = {"benchmark": "overhead", "machine": machine(), "target_ratio": 1.10,
+    info = machine() | {"torch_threads": 1}
+    payload: dict[str, Any] = {"benchmark": "overhead", "machine": info, "target_ratio": 1.10,
                "target_peak_rss_mib": 512, "overhead": overhead, "memory": memory}
     lines = [
         "# Training-loop overhead and peak memory", "",
@@ -179,7 +192,6 @@ def run(out_dir: Path, repeats: int = 3, on_run: Callable[[], None] | None = Non
               "transformers imports included), data read from a CSV file. Target for "
               "text-bert-tiny: < 512 MiB.", "", "| recipe | peak RSS (MiB) |", "|---|---:|"]
     lines += [f"| {m['recipe']} | {m['peak_rss_mib']:.1f} |" for m in memory]
-    info = payload["machine"]
     lines += ["", f"Machine: {info['cores']} cores ({info['cpu']}), torch {info['torch']} "
               f"with {info['torch_threads']} threads, Python {info['python']}. Absolute "
               "times are machine-dependent; the ratios are the result.", ""]

@@ -92,7 +92,8 @@ def run(out_dir: Path, seconds: float = 3.0, count: int = 500,
     publish = measure_publish(count)
     if on_step:
         on_step()
-    payload = {"benchmark": "provenance", "machine": machine(), "verify": verify,
+    info = machine()
+    payload: dict[str, Any] = {"benchmark": "provenance", "machine": info, "verify": verify,
                "publish": publish, "targets": {"verify_per_second": 5000,
                                                "publish_per_second": 300}}
     md = "\n".join([
@@ -106,7 +107,7 @@ def run(out_dir: Path, seconds: float = 3.0, count: int = 500,
         f"index) | {publish['per_second']:,.0f} | 300 | {publish['per_second'] / 300:.2f} |",
         "", f"Envelope size: {verify['envelope_bytes']:,} bytes (digits-mlp). "
         f"{publish['stored']} of {publish['publishes']} publishes indexed.",
-        f"Machine: {payload['machine']['cores']} cores, Python {payload['machine']['python']}."
+        f"Machine: {info['cores']} cores, Python {info['python']}."
         " Absolute rates depend on the machine and its disk (fsync).", ""])
     written = write_results(out_dir, "provenance", payload, md)
     written.append(_plot(out_dir / "provenance.png", verify, publish))

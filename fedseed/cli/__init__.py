@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from fedseed.errors import FedseedError
 
     command = typer.main.get_command(app)
+    _unwind_on_sigterm()
     try:
         result = command.main(args=argv, prog_name="fedseed", standalone_mode=False)
     except FedseedError as e:
@@ -52,6 +53,18 @@ def main(argv: list[str] | None = None) -> int:
         print("aborted", file=sys.stderr)
         return 130
     return result if isinstance(result, int) else 0
+
+
+def _unwind_on_sigterm() -> None:
+    """Turn SIGTERM into an exception, so temporary outputs are removed on the way out
+    (SIGKILL cannot be caught; what it interrupts stays hidden as a dot-file)."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, stop)
 
 
 def run() -> None:

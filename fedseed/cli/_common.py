@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from rich.console import Console
 
@@ -12,9 +13,11 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def parse_assignments(items: list[str] | None) -> dict[str, int | float | str | bool | None]:
-    """``["optimizer.lr=0.01", ...]`` -> ``{"optimizer.lr": 0.01}`` (JSON values, else text)."""
-    out: dict[str, int | float | str | bool | None] = {}
+def parse_assignments(items: list[str] | None) -> dict[str, Any]:
+    """``["optimizer.lr=0.01", ...]`` -> ``{"optimizer.lr": 0.01}`` (JSON values, else text).
+
+    ``null`` is allowed (``budget.grad_clip=null`` turns clipping off)."""
+    out: dict[str, Any] = {}
     for item in items or []:
         path, sep, raw = item.partition("=")
         if not sep or not path:

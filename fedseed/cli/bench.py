@@ -14,7 +14,7 @@ app = typer.Typer(help="Run benchmarks; results go to docs/results/.", no_args_i
 @app.command("overhead")
 def overhead(
     out: Path = typer.Option(Path("docs/results"), help="Folder for overhead.{json,md,png}."),
-    repeats: int = typer.Option(3, min=1, max=50, help="Alternating runs per loop."),
+    repeats: int = typer.Option(5, min=1, max=50, help="Alternating runs per loop."),
 ) -> None:
     """Training-loop overhead vs bare PyTorch, and peak memory of personalize."""
     from rich.progress import Progress

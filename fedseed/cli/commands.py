@@ -27,7 +27,8 @@ def assemble_cmd(
 
 def personalize_cmd(
     ref: str = typer.Argument(..., help="Recipe file or built-in name."),
-    data: str = typer.Option(..., help="CSV, JSONL, Parquet, save_to_disk folder, or 'digits'."),
+    data: str = typer.Option(..., help="CSV, JSONL, Parquet, a save_to_disk folder, or a "
+                      "built-in set: digits, toy-text."),
     out: Path = typer.Option(..., help="Folder for model.safetensors and recipe.json."),
     text_column: str = typer.Option("text", help="Column holding text (text recipes)."),
     label_column: str = typer.Option("label", help="Column holding integer class ids."),

@@ -48,9 +48,11 @@ def check_examples(examples: Examples, recipe: Recipe, *, label_column: str = "l
     task = recipe.task
     if task.modality == "text":
         if examples.texts is None:
+            hint = ("use a text data set such as toy-text" if examples.source in BUILTIN_DATASETS
+                    or "[user" in examples.source else "pass --text-column")
             raise DataError(
                 f"{examples.source}: recipe '{recipe.name}' is a text recipe but the data "
-                "has no text; pass --text-column"
+                f"has no text; {hint}"
             )
     else:
         if examples.features is None:
@@ -181,8 +183,9 @@ def _labels(values: list[Any], dtype: str, ref: str, column: str) -> np.ndarray:
         sample = next((v for v in values if v is not None), None)
         if not (isinstance(sample, float) and all(
                 isinstance(v, float) and v.is_integer() for v in values)):
+            kind = "text" if "string" in dtype else dtype
             raise DataError(
-                f"{ref}: column '{column}' holds {dtype} values; labels must be integer "
+                f"{ref}: column '{column}' holds {kind} values; labels must be integer "
                 "class ids 0..num_labels-1"
             )
     for row, value in enumerate(values):

@@ -19,7 +19,7 @@ from fedseed.recipe.search import SearchSpace
 from fedseed.recipe.task import ByteTokenizer, Task
 from fedseed.recipe.training import Budget, Init, Optimizer, Schedule, Split
 
-SCHEMA_VERSION = "fedseed.recipe/v1"
+SCHEMA_VERSION: Literal["fedseed.recipe/v1"] = "fedseed.recipe/v1"
 
 #: Which task kinds and modalities each architecture can serve.
 _FITS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -93,6 +93,11 @@ class Recipe(StrictModel):
                 f"task.modality '{self.task.modality}' takes no tokenizer section; "
                 "remove it or use modality 'text'"
             )
+        space = self.search_space
+        if space is not None and "optimizer.momentum" in space.params \
+                and self.optimizer.name != "sgd":
+            raise ValueError(f"search_space.params.optimizer.momentum: optimizer "
+                             f"'{self.optimizer.name}' has no momentum (only sgd does)")
         if self.schedule.warmup_steps > self.budget.max_steps:
             raise ValueError(
                 f"schedule.warmup_steps {self.schedule.warmup_steps} exceeds "

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Discriminator, Field, model_validator
 
 from fedseed.errors import RecipeError
-from fedseed.recipe._base import StrictModel
+from fedseed.recipe._base import MAX_STEPS, StrictModel
 
 if TYPE_CHECKING:
     from fedseed.recipe.model import Recipe
@@ -43,7 +43,7 @@ SearchPath = Literal[
     "budget.grad_clip",
     "budget.eval_every",
 ]
-Scalar = int | float | str | bool
+Scalar = int | float | str | bool | None
 Bound = Annotated[float, Field(ge=-1e9, le=1e9)]
 
 
@@ -101,10 +101,61 @@ class Choice(StrictModel):
 Distribution = Annotated[LogUniform | Uniform | Choice, Discriminator("kind")]
 
 
+#: What each searchable path accepts: value kind and inclusive bounds (a strictly
+#: positive lower bound is written as the smallest positive float).
+_RULES: dict[str, tuple[str, float, float]] = {
+    "optimizer.lr": ("float", 5e-324, 10.0),
+    "optimizer.weight_decay": ("float", 0.0, 1.0),
+    "optimizer.momentum": ("float", 0.0, 0.999999),
+    "schedule.warmup_steps": ("int", 0, MAX_STEPS),
+    "budget.batch_size": ("int", 1, 65_536),
+    "budget.max_steps": ("int", 1, MAX_STEPS),
+    "budget.grad_clip": ("float-or-null", 5e-324, 1e6),
+    "budget.eval_every": ("int", 1, MAX_STEPS),
+}
+_SCHEDULES = ("constant", "linear", "cosine")
+
+
 class SearchSpace(StrictModel):
-    """The configuration knobs a meta-recipe explores, by dotted recipe path."""
+    """The configuration knobs a meta-recipe explores, by dotted recipe path.
+
+    Every value a distribution can produce is checked against what its path accepts,
+    so a search space that would hand a device an invalid configuration is rejected
+    when the recipe is read.
+    """
 
     params: Annotated[dict[SearchPath, Distribution], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _values_fit_their_paths(self) -> SearchSpace:
+        for path, dist in self.params.items():
+            problem = _check(path, dist)
+            if problem:
+                raise ValueError(f"search_space.params.{path}: {problem}")
+        return self
+
+
+def _check(path: str, dist: LogUniform | Uniform | Choice) -> str | None:
+    if path == "schedule.name":
+        if not isinstance(dist, Choice) or any(v not in _SCHEDULES for v in dist.values):
+            return f"must be a choice among {', '.join(_SCHEDULES)}"
+        return None
+    kind, low, high = _RULES[path]
+    if isinstance(dist, Choice):
+        for value in dist.values:
+            if value is None and kind == "float-or-null":
+                continue
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not numeric or (kind == "int" and not isinstance(value, int)):
+                return f"value {value!r} is not {'an integer' if kind == 'int' else 'a number'}"
+            if not low <= value <= high:
+                return f"value {value!r} is outside [{low:g}, {high:g}]"
+        return None
+    if kind == "int" and not dist.integer:
+        return "ranges over an integer field need \"integer\": true"
+    if dist.low < low or dist.high > high:
+        return f"range [{dist.low:g}, {dist.high:g}] is outside [{low:g}, {high:g}]"
+    return None
 
 
 def apply_assignment(recipe: Recipe, assignment: Mapping[str, Scalar]) -> Recipe:

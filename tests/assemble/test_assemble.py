@@ -130,3 +130,11 @@ def test_nothing_touches_a_hub(monkeypatch):
 
     assert parameter_count(load_builtin("text-bert-tiny")) > 0
     assemble(load_builtin("charlm-gpt2-tiny"))
+
+
+def test_output_that_is_a_folder_is_one_clear_error(fedseed, tmp_path):
+    run = fedseed("assemble", "digits-mlp", "-o", str(tmp_path))
+
+    assert run.code == 2
+    assert "is a folder" in run.err and len(run.err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob(".*.tmp"))

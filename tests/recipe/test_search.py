@@ -46,3 +46,35 @@ def test_distributions_map_unit_interval_onto_their_range():
 def test_inverted_range_is_rejected():
     with pytest.raises(ValueError, match="above high"):
         LogUniform(low=1.0, high=0.1)
+
+
+def _with_space(params):
+    from fedseed.recipe import canonical_dict, recipe_from_dict
+
+    data = canonical_dict(load_builtin("digits-mlp"))
+    data["search_space"] = {"params": params}
+    return recipe_from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"optimizer.lr": {"kind": "choice", "values": [50, 0.1]}}, "outside"),
+        ({"optimizer.lr": {"kind": "choice", "values": ["fast"]}}, "not a number"),
+        ({"budget.batch_size": {"kind": "choice", "values": [16.5]}}, "not an integer"),
+        ({"budget.batch_size": {"kind": "log_uniform", "low": 8, "high": 64}},
+         "integer"),
+        ({"optimizer.momentum": {"kind": "uniform", "low": 0.0, "high": 0.9}}, "only sgd"),
+        ({"schedule.name": {"kind": "choice", "values": ["cosine", "step"]}}, "choice among"),
+        ({"optimizer.weight_decay": {"kind": "uniform", "low": 0.0, "high": 2.0}}, "outside"),
+    ],
+)
+def test_search_space_values_must_fit_their_paths(params, expected):
+    with pytest.raises(RecipeError, match=expected):
+        _with_space(params)
+
+
+def test_grad_clip_choice_may_turn_clipping_off():
+    recipe = _with_space({"budget.grad_clip": {"kind": "choice", "values": [None, 1.0]}})
+
+    assert apply_assignment(recipe, {"budget.grad_clip": None}).budget.grad_clip is None
