@@ -96,7 +96,7 @@ class Recipe(StrictModel):
         space = self.search_space
         if space is not None and "optimizer.momentum" in space.params \
                 and self.optimizer.name != "sgd":
-            raise ValueError(f"search_space.params.optimizer.momentum: optimizer "
+            raise ValueError(f"search_space: params.optimizer.momentum: optimizer "
                              f"'{self.optimizer.name}' has no momentum (only sgd does)")
         if self.schedule.warmup_steps > self.budget.max_steps:
             raise ValueError(

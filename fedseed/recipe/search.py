@@ -131,8 +131,12 @@ class SearchSpace(StrictModel):
         for path, dist in self.params.items():
             problem = _check(path, dist)
             if problem:
-                raise ValueError(f"search_space.params.{path}: {problem}")
+                raise ValueError(f"params.{path}: {problem}")
         return self
+
+
+def _shown(low: float, high: float) -> str:
+    return f"({0:g}, {high:g}]" if 0 < low < 1e-300 else f"[{low:g}, {high:g}]"
 
 
 def _check(path: str, dist: LogUniform | Uniform | Choice) -> str | None:
@@ -149,12 +153,12 @@ def _check(path: str, dist: LogUniform | Uniform | Choice) -> str | None:
             if not numeric or (kind == "int" and not isinstance(value, int)):
                 return f"value {value!r} is not {'an integer' if kind == 'int' else 'a number'}"
             if not low <= value <= high:
-                return f"value {value!r} is outside [{low:g}, {high:g}]"
+                return f"value {value!r} is outside {_shown(low, high)}"
         return None
     if kind == "int" and not dist.integer:
         return "ranges over an integer field need \"integer\": true"
     if dist.low < low or dist.high > high:
-        return f"range [{dist.low:g}, {dist.high:g}] is outside [{low:g}, {high:g}]"
+        return f"range [{dist.low:g}, {dist.high:g}] is outside {_shown(low, high)}"
     return None
 
 
