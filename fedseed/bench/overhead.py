@@ -11,6 +11,7 @@ per recipe (``VmHWM``), running the real ``personalize`` on a local file.
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import sys
@@ -107,16 +108,28 @@ def measure_overhead(name: str, data: str, repeats: int = 3,
 # VmHWM, not ru_maxrss: after fork+exec, ru_maxrss still counts the parent's pages,
 # while VmHWM is the high-water mark of this process image alone.
 _RSS_CHILD = """
-import sys, tempfile, pathlib
+import json, sys, tempfile, pathlib
+def hwm():
+    status = pathlib.Path("/proc/self/status").read_text()
+    return int(next(l.split()[1] for l in status.splitlines() if l.startswith("VmHWM:")))
+stages = {"python": hwm()}
 import torch
 torch.set_num_threads(1)
+stages["torch imported"] = hwm()
+from fedseed.assemble import assemble
+from fedseed.data import load_examples
 from fedseed.personalize import personalize
 from fedseed.recipe import load_builtin
+recipe = load_builtin(sys.argv[1])
+load_examples(sys.argv[2], recipe)
+stages["data read (datasets)"] = hwm()
+assemble(recipe)
+stages["model assembled"] = hwm()
 out = pathlib.Path(tempfile.mkdtemp()) / "out"
 assignment = {"budget.max_steps": int(sys.argv[3])} if sys.argv[3] != "-" else None
-personalize(load_builtin(sys.argv[1]), sys.argv[2], out, assignment=assignment)
-status = pathlib.Path("/proc/self/status").read_text()
-print(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+personalize(recipe, sys.argv[2], out, assignment=assignment)
+stages["personalize done"] = hwm()
+print(json.dumps(stages))
 """
 
 
@@ -130,8 +143,10 @@ def measure_peak_rss(name: str, data: str, steps: int | None = None) -> dict[str
         done = subprocess.run([sys.executable, "-c", _RSS_CHILD, name, str(path),
                                "-" if steps is None else str(steps)],
                               capture_output=True, text=True, check=True)
-    peak_kib = int(done.stdout.strip().splitlines()[-1])
-    return {"recipe": name, "data_file": path.suffix, "peak_rss_mib": round(peak_kib / 1024, 1)}
+    stages = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"recipe": name, "data_file": path.suffix,
+            "peak_rss_mib": round(stages["personalize done"] / 1024, 1),
+            "stages_mib": {k: round(v / 1024, 1) for k, v in stages.items()}}
 
 
 def _as_file(examples: Any, folder: Path) -> Path:
@@ -188,10 +203,14 @@ def run(out_dir: Path, repeats: int = 3, on_run: Callable[[], None] | None = Non
     for o in overhead:
         lines.append(f"| {o['recipe']} | {o['data']} | {o['steps']} | {o['batch_size']} | "
                      f"{o['fedseed_seconds']:.3f} | {o['bare_seconds']:.3f} | {o['ratio']:.3f} |")
-    lines += ["", "Peak resident memory of `personalize` in a fresh process (torch and "
-              "transformers imports included), data read from a CSV file. Target for "
-              "text-bert-tiny: < 512 MiB.", "", "| recipe | peak RSS (MiB) |", "|---|---:|"]
-    lines += [f"| {m['recipe']} | {m['peak_rss_mib']:.1f} |" for m in memory]
+    lines += ["", "Peak resident memory (VmHWM) of `personalize` in a fresh process, data "
+              "read from a CSV file, one torch thread; the high-water mark after each stage "
+              "shows where it goes. Target for text-bert-tiny: < 512 MiB.", ""]
+    stage_names = list(memory[0]["stages_mib"])
+    lines += ["| recipe | " + " | ".join(stage_names) + " |",
+              "|---|" + "---:|" * len(stage_names)]
+    lines += [f"| {m['recipe']} | " + " | ".join(f"{m['stages_mib'][s]:.0f}"
+                                                for s in stage_names) + " |" for m in memory]
     lines += ["", f"Machine: {info['cores']} cores ({info['cpu']}), torch {info['torch']} "
               f"with {info['torch_threads']} threads, Python {info['python']}. Absolute "
               "times are machine-dependent; the ratios are the result.", ""]

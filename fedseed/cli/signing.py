@@ -12,6 +12,14 @@ from fedseed.cli.recipe import app
 REGISTRY_HELP = "Registry: a folder or http(s):// URL (default: $FEDSEED_HOME/registry)."
 
 
+def _check_role(role: str | None) -> None:
+    from fedseed.errors import SignatureError
+    from fedseed.provenance.trust import ROLES
+
+    if role is not None and role not in ROLES:
+        raise SignatureError(f"--role '{role}' is not one of {', '.join(ROLES)}")
+
+
 def _envelope_from_file(path: Path):  # type: ignore[no-untyped-def]
     """An envelope from FILE: as is if it is one, else a new unsigned one around the
     canonical bytes of the recipe it holds."""
@@ -69,8 +77,13 @@ def verify(
     from fedseed.provenance.verify import verify_envelope
     from fedseed.registry.client import open_registry
 
+    _check_role(role)
     trust = load_trust()
     path = Path(ref)
+    if not path.exists() and ("/" in ref or ref.endswith(".json")):
+        from fedseed.errors import RecipeError
+
+        raise RecipeError(f"{ref}: no such file")
     if path.is_file():
         from fedseed.errors import SignatureError
 
@@ -85,9 +98,12 @@ def verify(
     console.out(f"verified {verified.recipe.name} {verified.digest} signed by "
                 + ", ".join(k[:16] for k in verified.keyids), highlight=False)
     if chain:
+        # The recipe itself is verified above; walk its ancestors, which need not be
+        # published where the file came from but must be in the registry.
         client = open_registry(registry, trust)
-        tree = lineage_tree(client, verified.digest, trust)
-        issues = problems(tree)
+        lineage = verified.recipe.lineage
+        issues = [issue for parent in (lineage.parents if lineage else [])
+                  for issue in problems(lineage_tree(client, parent, trust))]
         if issues:
             raise VerificationError("lineage: " + "; ".join(issues))
         console.out("lineage: every ancestor verified", highlight=False)
@@ -136,6 +152,7 @@ def pull(
     from fedseed.provenance.verify import verify_envelope
     from fedseed.registry.client import open_registry
 
+    _check_role(role)
     trust = load_trust()
     envelope = open_registry(registry, trust).fetch(ref)
     verified = verify_envelope(envelope, trust, role=role, source=ref)
@@ -153,7 +170,7 @@ def lineage(
     """Print the derivation tree: digest, name, producer key, round, method."""
     from rich.tree import Tree
 
-    from fedseed.provenance.lineage import LineageNode, lineage_tree
+    from fedseed.provenance.lineage import LineageNode, lineage_tree, problems
     from fedseed.provenance.trust import load_trust
     from fedseed.registry.client import open_registry
 
@@ -167,6 +184,8 @@ def lineage(
         assert r is not None
         lin = r.lineage
         where = f"round {lin.round}, {lin.method}" if lin else "root"
+        if lin is not None and lin.producer:
+            where += f", producer {lin.producer[:12]}"
         again = " (shown above)" if node.seen_before else ""
         signer = ", ".join(k[:12] for k in node.keyids) or "-"
         return f"{node.digest[:19]}  {r.name}  signed by {signer}  {where}{again}"
@@ -178,3 +197,8 @@ def lineage(
     tree = Tree(label(root))
     build(tree, root)
     console.print(tree)
+    found = problems(root)
+    if found:
+        from fedseed.errors import VerificationError
+
+        raise VerificationError(f"lineage of {ref}: {len(found)} problem(s): " + "; ".join(found))

@@ -19,6 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# FastAPI reads handler annotations at run time: with postponed annotations, the
+# names they mention must be importable from this module, not local to a function.
+from fastapi import Request
+
 from fedseed.errors import (
     RecipeNotFound,
     RegistryError,
@@ -35,7 +39,7 @@ from fedseed.registry.store import LocalRegistry
 
 def create_app(store: Path, trust_file: Path | None = None) -> Any:
     """The FastAPI application serving the registry at ``store``."""
-    from fastapi import FastAPI, Request
+    from fastapi import FastAPI
     from fastapi.responses import JSONResponse, Response
 
     registry = LocalRegistry(store)

@@ -31,8 +31,9 @@ def accept_envelope(registry: LocalRegistry, envelope: Envelope, trust: TrustSto
     """Verify ``envelope`` for the publisher role and store it; idempotent.
 
     The stored name defaults to the recipe's own ``name``. Signatures that do not
-    verify under ``trust`` are dropped before storing, so the registry never serves
-    a signature nobody could check.
+    verify under ``trust`` are dropped before storing, so the registry never stores a
+    signature that fails to verify (a signature by a key revoked later stays: it
+    still verifies, and verifiers report the revocation).
     """
     if name is not None:
         check_name(name)
@@ -42,8 +43,9 @@ def accept_envelope(registry: LocalRegistry, envelope: Envelope, trust: TrustSto
     keep = set(verify_signatures(envelope, trust.public_keys(None)))
     clean = Envelope(payload=envelope.payload, payload_type=envelope.payload_type,
                      signatures=tuple(s for s in envelope.signatures if s.keyid in keep))
+    revoked = frozenset(k.keyid for k in trust.keys if k.revoked is not None)
     entry = registry.store(clean, verified.digest, name or verified.recipe.name,
-                           publisher=verified.keyids[0], tag=tag)
+                           publisher=verified.keyids[0], tag=tag, movable_from=revoked)
     return Published(entry=entry, verified=verified)
 
 

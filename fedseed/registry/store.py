@@ -127,12 +127,14 @@ class LocalRegistry:
         return self.blobs / f"{digest.removeprefix('sha256:')}.json"
 
     def store(self, envelope: Envelope, digest: str, name: str, publisher: str,
-              tag: str | None = DEFAULT_TAG) -> Entry:
+              tag: str | None = DEFAULT_TAG,
+              movable_from: frozenset[str] = frozenset()) -> Entry:
         """Store a verified envelope under ``digest`` and point ``name:tag`` at it.
 
         Idempotent: storing a recipe that is already there merges any new
         signatures into the stored envelope. A tag owned by another publisher key is
-        not moved.
+        not moved, unless that key is in ``movable_from`` (revoked keys: a tag must
+        not stay frozen on a key nobody trusts); the tag then changes owner.
         """
         from fedseed._internal.atomic import atomic_write_bytes
 
@@ -159,13 +161,16 @@ class LocalRegistry:
                 if tag is not None:
                     owner = db.execute("SELECT owner, digest FROM tags WHERE name=? AND tag=?",
                                        (name, tag)).fetchone()
-                    if owner is not None and owner[0] != publisher and owner[1] != digest:
+                    takeover = owner is not None and owner[0] in movable_from
+                    if owner is not None and owner[0] != publisher and owner[1] != digest \
+                            and not takeover:
                         raise TagConflict(
                             f"tag {name}:{tag} belongs to key {owner[0][:16]}; only that key "
                             "can move it (publish under another tag)")
-                    if owner is None or owner[1] != digest:
+                    if owner is None or owner[1] != digest or takeover:
+                        keeper = owner[0] if owner and not takeover else publisher
                         db.execute("INSERT OR REPLACE INTO tags VALUES (?, ?, ?, ?, ?)",
-                                   (name, tag, digest, owner[0] if owner else publisher, now))
+                                   (name, tag, digest, keeper, now))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

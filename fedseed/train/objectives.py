@@ -41,10 +41,18 @@ def trim_padding(batch: Batch) -> Batch:
     return {k: (v[:, :width] if v.dim() == 2 else v) for k, v in batch.items()}
 
 
+#: Tokens per evaluation batch for sequence models: large enough to be fast, small
+#: enough that evaluation never dominates peak memory on a small device.
+EVAL_TOKENS = 4096
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, tensors: Batch, recipe: Recipe,
-             batch_size: int = 256) -> tuple[float, float]:
+             batch_size: int | None = None) -> tuple[float, float]:
     """Mean loss and the task metric of ``model`` on ``tensors`` (eval mode)."""
+    if batch_size is None:
+        ids = tensors.get("input_ids")
+        batch_size = 256 if ids is None else max(1, EVAL_TOKENS // int(ids.shape[1]))
     was_training = model.training
     model.eval()
     total, count = 0.0, 0

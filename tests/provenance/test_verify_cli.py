@@ -85,3 +85,23 @@ def test_signing_needs_an_existing_key(fedseed, tmp_path):
 
     assert run.code == 2 and "no key 'nobody'" in run.err
     assert not (tmp_path / "x").exists()
+
+
+def test_unknown_role_is_bad_input(fedseed, trusted):
+    run = fedseed("recipe", "verify", str(ASSETS / "good.dsse.json"), "--role", "admin")
+
+    assert run.code == 2 and "--role 'admin' is not one of" in run.err
+
+
+def test_missing_file_is_named_not_looked_up_in_the_registry(fedseed, tmp_path):
+    run = fedseed("recipe", "verify", str(tmp_path / "nothere.dsse.json"))
+
+    assert run.code == 2 and "nothere.dsse.json: no such file" in run.err
+
+
+def test_chain_of_a_file_walks_its_parents_not_itself(fedseed, trusted):
+    # The asset is a root recipe (no parents): nothing to find in an empty registry.
+    run = fedseed("recipe", "verify", str(ASSETS / "good.dsse.json"), "--chain")
+
+    assert run.code == 0, run.err
+    assert "every ancestor verified" in run.out
