@@ -95,6 +95,9 @@ def verify(
     else:
         client = open_registry(registry, trust)
         verified = verify_envelope(client.fetch(ref), trust, role=role, source=ref)
+        if ref.startswith("sha256:") and verified.digest != ref:
+            raise VerificationError(f"{ref}: registry served different content "
+                                    f"{verified.digest}")
     console.out(f"verified {verified.recipe.name} {verified.digest} signed by "
                 + ", ".join(k[:16] for k in verified.keyids), highlight=False)
     if chain:

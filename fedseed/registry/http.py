@@ -40,6 +40,7 @@ from fedseed.registry.store import LocalRegistry
 def create_app(store: Path, trust_file: Path | None = None) -> Any:
     """The FastAPI application serving the registry at ``store``."""
     from fastapi import FastAPI
+    from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import JSONResponse, Response
 
     registry = LocalRegistry(store)
@@ -70,8 +71,11 @@ def create_app(store: Path, trust_file: Path | None = None) -> Any:
                 return error(413, f"envelope over {MAX_ENVELOPE_BYTES} bytes")
         try:
             envelope = Envelope.from_json(bytes(body), "request body")
-            published = accept_envelope(registry, envelope, load_trust(path=trust_file),
-                                        name=name, tag=tag, source="request body")
+            # SQLite and fsync block: keep them off the event loop so that reads and
+            # health checks are served while a publish waits for the disk.
+            published = await run_in_threadpool(
+                accept_envelope, registry, envelope, load_trust(path=trust_file),
+                name=name, tag=tag, source="request body")
         except SignatureError as e:
             return error(400, e.diagnostics())
         except VerificationError as e:
@@ -84,6 +88,9 @@ def create_app(store: Path, trust_file: Path | None = None) -> Any:
 
     @app.get("/v1/recipes/{digest}")
     def fetch(digest: str) -> Any:
+        if not digest.startswith("sha256:"):
+            return error(422, f"'{digest}' is not a sha256:<hex> digest; use "
+                              "/v1/tags/{name}/{tag} for names")
         return _envelope_response(registry, digest, error, Response)
 
     @app.get("/v1/tags/{name}/{tag}")
@@ -98,6 +105,8 @@ def _envelope_response(registry: LocalRegistry, ref: str, error: Any, response: 
         envelope = registry.fetch(ref)
     except RecipeNotFound as e:
         return error(404, e.diagnostics())
+    except VerificationError as e:  # a blob that no longer matches its address
+        return error(500, e.diagnostics())
     except RegistryError as e:
         return error(422, e.diagnostics())
     return response(envelope.to_json(), media_type="application/json")

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from fedseed.errors import RecipeNotFound, RegistryError, TagConflict
+from fedseed.errors import RecipeNotFound, RegistryError, TagConflict, VerificationError
 from fedseed.provenance.envelope import Envelope, Signature
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -93,15 +94,21 @@ class LocalRegistry:
         self.root = Path(root)
         self.blobs = self.root / "blobs"
         self._ready = False
+        self._lock = threading.Lock()  # the HTTP server publishes from several threads
 
     def _ensure(self) -> None:
         """Create the folder and index on first write (reading creates nothing)."""
-        if self._ready:
-            return
-        self.blobs.mkdir(parents=True, exist_ok=True)
-        self._ready = True
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
+        with self._lock:
+            if self._ready:
+                return
+            self.blobs.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.root / "index.sqlite", timeout=60)
+            try:
+                db.execute("PRAGMA busy_timeout=60000")
+                db.executescript(_SCHEMA)
+            finally:
+                db.close()
+            self._ready = True
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -114,6 +121,8 @@ class LocalRegistry:
             finally:
                 db.close()
             return
+        if not self._ready:
+            self._ensure()  # an index made by another process: make sure it is complete
         db = sqlite3.connect(self.root / "index.sqlite", timeout=60, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -147,6 +156,16 @@ class LocalRegistry:
             # One writer at a time: the blob merge and the index update must agree.
             db.execute("BEGIN IMMEDIATE")
             try:
+                # Ownership first: a refused tag move must not leave a blob behind.
+                owner = None if tag is None else db.execute(
+                    "SELECT owner, digest FROM tags WHERE name=? AND tag=?", (name, tag)
+                ).fetchone()
+                takeover = owner is not None and owner[0] in movable_from
+                if owner is not None and owner[0] != publisher and owner[1] != digest \
+                        and not takeover:
+                    raise TagConflict(
+                        f"tag {name}:{tag} belongs to key {owner[0][:16]}; only that key "
+                        "can move it (publish under another tag)")
                 row = db.execute("SELECT name, publisher, created FROM recipes WHERE digest=?",
                                  (digest,)).fetchone()
                 if row is None:
@@ -158,19 +177,10 @@ class LocalRegistry:
                     merged = _merge(self._read_blob(digest), envelope)
                     if merged is not None:
                         atomic_write_bytes(self._blob(digest), merged.to_json())
-                if tag is not None:
-                    owner = db.execute("SELECT owner, digest FROM tags WHERE name=? AND tag=?",
-                                       (name, tag)).fetchone()
-                    takeover = owner is not None and owner[0] in movable_from
-                    if owner is not None and owner[0] != publisher and owner[1] != digest \
-                            and not takeover:
-                        raise TagConflict(
-                            f"tag {name}:{tag} belongs to key {owner[0][:16]}; only that key "
-                            "can move it (publish under another tag)")
-                    if owner is None or owner[1] != digest or takeover:
-                        keeper = owner[0] if owner and not takeover else publisher
-                        db.execute("INSERT OR REPLACE INTO tags VALUES (?, ?, ?, ?, ?)",
-                                   (name, tag, digest, keeper, now))
+                if tag is not None and (owner is None or owner[1] != digest or takeover):
+                    keeper = owner[0] if owner and not takeover else publisher
+                    db.execute("INSERT OR REPLACE INTO tags VALUES (?, ?, ?, ?, ?)",
+                               (name, tag, digest, keeper, now))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -193,8 +203,20 @@ class LocalRegistry:
         return str(found[0])
 
     def fetch(self, ref: str) -> Envelope:
-        """The stored envelope for ``ref`` (unverified: verify before use)."""
-        return self._read_blob(self.resolve(ref))
+        """The stored envelope for ``ref``, checked against its content address.
+
+        Signatures are not checked here (verify before use), but a blob whose payload
+        does not hash to the digest it is stored under is refused.
+        """
+        from fedseed.recipe.codec import digest_bytes
+
+        digest = self.resolve(ref)
+        envelope = self._read_blob(digest)
+        actual = digest_bytes(envelope.payload)
+        if actual != digest:
+            raise VerificationError(f"{ref}: stored blob holds {actual}, not {digest}; the "
+                                    f"registry {self.root} was modified outside fedseed")
+        return envelope
 
     def has(self, digest: str) -> bool:
         """Whether ``digest`` is published here."""
