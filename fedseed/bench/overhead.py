@@ -211,6 +211,19 @@ def run(out_dir: Path, repeats: int = 3, on_run: Callable[[], None] | None = Non
               "|---|" + "---:|" * len(stage_names)]
     lines += [f"| {m['recipe']} | " + " | ".join(f"{m['stages_mib'][s]:.0f}"
                                                 for s in stage_names) + " |" for m in memory]
+    lines.append("")
+    for o in overhead:
+        verdict = "within" if o["ratio"] <= 1.10 else "ABOVE"
+        lines.append(f"- {o['recipe']}: overhead ratio {o['ratio']:.3f}, {verdict} the 1.10 "
+                     "target.")
+    for m in memory:
+        if m["recipe"] == "text-bert-tiny":
+            verdict = "within" if m["peak_rss_mib"] < 512 else "ABOVE"
+            lines.append(f"- text-bert-tiny: peak {m['peak_rss_mib']:.0f} MiB, {verdict} the "
+                         "512 MiB target. Importing torch, reading the file with `datasets` "
+                         "(pyarrow, pandas) and importing transformers' BERT (which pulls in "
+                         "torch.distributed, torch._dynamo, sympy and scipy) account for most "
+                         "of it before the first step; see the stage columns.")
     lines += ["", f"Machine: {info['cores']} cores ({info['cpu']}), torch {info['torch']} "
               f"with {info['torch_threads']} threads, Python {info['python']}. Absolute "
               "times are machine-dependent; the ratios are the result.", ""]
