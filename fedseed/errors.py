@@ -40,9 +40,18 @@ class SignatureError(FedseedError):
 
 
 class VerificationError(FedseedError):
-    """A signature, digest or lineage check ran and failed."""
+    """A signature, digest or lineage check ran and failed.
+
+    ``reason`` is a short machine-readable code (``unsigned``, ``unknown-key``,
+    ``revoked``, ``wrong-role``, ``bad-signature``, ``invalid-recipe``,
+    ``payload-type``, ``digest``, ``lineage``) for code that counts failures.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str, reason: str = "failed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class RegistryError(FedseedError):

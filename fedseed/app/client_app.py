@@ -1,0 +1,89 @@
+"""The fedseed ClientApp: verify the meta-recipe, train on this device's data, reply
+with a signed client recipe. Weights stay on the device.
+
+Node config (``flower-supernode --node-config``): ``data`` (path to the device's
+CSV/JSONL/Parquet/save_to_disk data), ``key`` (name of its signing key under
+``$FEDSEED_HOME/keys``), optional ``text-column`` and ``label-column``. Simulated nodes
+get ``partition-id``/``num-partitions`` from Flower and a key made on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flwr.app import ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from fedseed.errors import FedseedError
+from fedseed.federation import protocol
+from fedseed.federation.client import (
+    final_round,
+    load_identity,
+    node_examples,
+    train_round,
+    verify_meta,
+    weights_path_for,
+)
+from fedseed.provenance.trust import load_trust
+
+log = logging.getLogger(__name__)
+
+#: Error codes a client replies with instead of a recipe.
+REFUSED, FAILED = 403, 500
+
+app = ClientApp()
+
+
+def _identity(context: Context):  # type: ignore[no-untyped-def]
+    config = context.node_config
+    if "key" in config:
+        return load_identity(str(config["key"]))
+    simulated = "partition-id" in config
+    name = f"node-{config['partition-id']}" if simulated else f"node-{context.node_id}"
+    return load_identity(name, create=simulated)
+
+
+def _refuse(msg: Message, code: int, error: FedseedError) -> Message:
+    log.warning("refusing round: %s", error.diagnostics())
+    return Message(Error(code=code, reason=error.diagnostics()), reply_to=msg)
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """One round: verify, train the assigned configuration, sign the client recipe."""
+    values = msg.content.config_records[protocol.RECORD]
+    try:
+        meta = verify_meta(bytes(values[protocol.META]), load_trust())
+    except FedseedError as e:
+        return _refuse(msg, REFUSED, e)
+    try:
+        identity = _identity(context)
+        examples = node_examples(context.node_config, context.run_config, meta.recipe)
+        envelope, metrics = train_round(meta, str(values.get(protocol.ASSIGNMENT, "")),
+                                        examples, identity, weights_path_for(context.node_id))
+    except FedseedError as e:
+        return _refuse(msg, FAILED, e)
+    content = RecordDict({
+        protocol.RECORD: ConfigRecord({protocol.RECIPE: envelope,
+                                       protocol.PUBKEY: identity.pubkey_pem}),
+        protocol.METRICS: MetricRecord(metrics),
+    })
+    return Message(content, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """Final personalization: from the last meta-recipe and from the round-0 recipe."""
+    values = msg.content.config_records[protocol.RECORD]
+    try:
+        trust = load_trust()
+        meta = verify_meta(bytes(values[protocol.META]), trust)
+        baseline = verify_meta(bytes(values[protocol.BASELINE]), trust)
+    except FedseedError as e:
+        return _refuse(msg, REFUSED, e)
+    try:
+        examples = node_examples(context.node_config, context.run_config, meta.recipe)
+        metrics = final_round(meta, baseline, examples, weights_path_for(context.node_id))
+    except FedseedError as e:
+        return _refuse(msg, FAILED, e)
+    return Message(RecordDict({protocol.METRICS: MetricRecord(metrics)}), reply_to=msg)

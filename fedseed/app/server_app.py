@@ -1,0 +1,230 @@
+"""The fedseed ServerApp: each round, send the signed meta-recipe and an assignment to
+sampled nodes, verify their signed client recipes, aggregate the accepted ones into
+the next meta-recipe, sign it and publish it with its lineage.
+
+Run config keys are those of :class:`fedseed.federation.config.FederationConfig`
+(``[tool.flwr.app.config]`` in pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from logging import INFO, WARNING
+from typing import Any
+
+from flwr.app import Context
+from flwr.common.logger import log
+from flwr.serverapp import Grid, ServerApp
+
+from fedseed.app.wire import instruction, payload_bytes, record
+from fedseed.errors import AggregationError, FedseedError
+from fedseed.federation import protocol
+from fedseed.federation.config import FederationConfig
+from fedseed.federation.server import (
+    RoundReport,
+    ServerState,
+    assignment_text,
+    bind_keys,
+    judge_reply,
+    percentile,
+    plan_round,
+    seal,
+    summarize,
+)
+from fedseed.meta import AggregatorState, get_aggregator
+from fedseed.provenance.keys import generate_key, load_private_key, public_pem
+from fedseed.provenance.trust import load_trust, save_trust
+from fedseed.recipe import Lineage, apply_assignment, recipe_digest, resolve_recipe
+from fedseed.registry.client import open_registry
+
+Event = Callable[[str, Any], None]
+
+
+@dataclass
+class FederationResult:
+    """What a run produced: the round table, the final personalization, the lineage."""
+
+    rounds: list[RoundReport] = field(default_factory=list)
+    final: dict[str, Any] = field(default_factory=dict)
+    meta_digests: list[str] = field(default_factory=list)
+    meta_name: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"rounds": [r.as_dict() for r in self.rounds], "final": self.final,
+                "meta_digests": self.meta_digests, "meta_name": self.meta_name}
+
+
+def _server_key(cfg: FederationConfig):  # type: ignore[no-untyped-def]
+    from fedseed.errors import SignatureError
+
+    try:
+        key, _ = load_private_key(cfg.server_key)
+    except SignatureError:
+        if not cfg.auto_keys:
+            raise
+        generate_key(cfg.server_key)
+        key, _ = load_private_key(cfg.server_key)
+    if cfg.auto_keys:
+        trust = load_trust()
+        trust, _ = trust.add(public_pem(key.public_key()), "server", cfg.server_key)
+        save_trust(trust)
+    return key
+
+
+def wait_for_nodes(grid: Grid, minimum: int, timeout: float) -> list[int]:
+    """Node ids once ``minimum`` are connected (Flower reports nodes gradually)."""
+    deadline = time.monotonic() + timeout
+    while len(nodes := list(grid.get_node_ids())) < minimum:
+        if time.monotonic() > deadline:
+            if not nodes:
+                raise AggregationError(f"no node connected within {timeout:.0f}s")
+            log(WARNING, "only %d of %d nodes connected; going on", len(nodes), minimum)
+            break
+        time.sleep(0.5)
+    return nodes
+
+
+def run_federation(grid: Grid, cfg: FederationConfig, run_id: int = 0,
+                   on_event: Event | None = None) -> FederationResult:
+    """Run ``cfg.num_rounds`` rounds on ``grid``; return the table and lineage."""
+    emit = on_event or (lambda kind, value: None)
+    key = _server_key(cfg)
+    trust = load_trust()
+    # The server publishes its own meta-recipes: its key is a publisher of its registry.
+    registry_trust, _ = trust.add(public_pem(key.public_key()), "publisher", cfg.server_key)
+    registry = open_registry(cfg.registry or None, registry_trust)
+    aggregate = get_aggregator(cfg.aggregator)
+    state = _initial_state(cfg, key, trust, registry)
+    meta_name = f"{state.baseline.recipe.name}-meta"
+    result = FederationResult(meta_name=meta_name, meta_digests=[state.meta.digest])
+    rng = random.Random(cfg.seed)
+    start = state.aggregator.round + 1
+    emit("start", {"rounds": cfg.num_rounds, "from": start})
+    for round_ in range(start, cfg.num_rounds + 1):
+        began = time.monotonic()
+        nodes = wait_for_nodes(grid, cfg.min_nodes, cfg.timeout)
+        plan = plan_round(state.meta.recipe, nodes, cfg.fraction, cfg.min_nodes, rng)
+        meta_bytes, sent_digest = state.meta.envelope.to_json(), state.meta.digest
+        assignments = {node: assignment for node, assignment in plan}
+        messages = [instruction(node, protocol.TRAIN, round_, {
+            protocol.META: meta_bytes, protocol.ASSIGNMENT: assignment_text(assignment)})
+            for node, assignment in plan]
+        bytes_down = sum(payload_bytes(m) for m in messages)
+        replies = list(grid.send_and_receive(messages, timeout=cfg.timeout))
+        failures: Counter[str] = Counter()
+        judged, seen, bytes_up = [], set(), 0
+        for reply in replies:
+            node = reply.metadata.src_node_id
+            if reply.has_error():
+                failures["client error"] += 1
+                continue
+            try:
+                bytes_up += payload_bytes(reply)
+            except AssertionError:
+                failures["weights on the wire"] += 1
+                continue
+            values = record(reply)
+            judged.append(judge_reply(
+                node, bytes(values.get(protocol.RECIPE, b"")),
+                bytes(values.get(protocol.PUBKEY, b"")), assignments.get(node, {}), state,
+                trust, cfg.client_trust, seen))
+        failures["no reply"] += len(plan) - len(replies)
+        failures = +failures
+        accepted = [j.reply for j in judged if j.reply is not None]
+        state = bind_keys(state, judged)
+        if len(accepted) >= max(1, cfg.min_replies):
+            next_recipe, agg = aggregate(state.meta.recipe, accepted, state.aggregator)
+            sealed = seal(next_recipe, key, trust)
+            registry.publish(sealed.envelope, name=meta_name, tag=f"round-{round_}")
+            registry.publish(sealed.envelope, name=meta_name, tag="latest")
+            state = replace(state, meta=sealed, aggregator=agg)
+            result.meta_digests.append(sealed.digest)
+        else:
+            log(WARNING, "round %d: %d accepted replies, fewer than min-replies %d; "
+                "keeping the meta-recipe", round_, len(accepted), cfg.min_replies)
+            state = replace(state, aggregator=replace(state.aggregator, round=round_))
+        report = summarize(round_, len(plan), judged, failures, bytes_down, bytes_up,
+                           meta_digest=sent_digest, next_digest=state.meta.digest,
+                           seconds=time.monotonic() - began)
+        result.rounds.append(report)
+        log(INFO, "fedseed round %d: sampled %d, accepted %d, rejected %s, val mean %s, "
+            "bytes down/up %d/%d", round_, report.sampled, report.accepted,
+            dict(report.rejected), report.val_mean, bytes_down, bytes_up)
+        emit("round", report)
+    if cfg.final_personalization:
+        result.final = _final(grid, cfg, state, emit)
+    return result
+
+
+def _initial_state(cfg: FederationConfig, key: Any, trust: Any, registry: Any) -> ServerState:
+    """Round-0 meta-recipe (the named recipe, signed), or the last one when resuming."""
+    from fedseed.provenance.verify import verify_envelope
+
+    named = resolve_recipe(cfg.recipe)
+    if cfg.max_steps:
+        named = apply_assignment(named, {"budget.max_steps": cfg.max_steps,
+                                         "budget.eval_every": min(named.budget.eval_every,
+                                                                  cfg.max_steps)})
+    if cfg.resume:
+        try:
+            last = verify_envelope(registry.fetch(f"{named.name}-meta:latest"), trust,
+                                   role="server", source="last meta-recipe")
+            first = verify_envelope(registry.fetch(f"{named.name}-meta:round-0"), trust,
+                                    role="server", source="round-0 meta-recipe")
+        except FedseedError as e:
+            raise AggregationError(f"cannot resume: {e.diagnostics()}") from e
+        done = last.recipe.lineage.round if last.recipe.lineage else 0
+        log(INFO, "resuming after round %d from %s", done, last.digest)
+        return ServerState(meta=last, baseline=first, aggregator=AggregatorState(round=done))
+    origin = seal(named, key, trust)
+    registry.publish(origin.envelope, name=named.name, tag="federation-origin")
+    meta0 = seal(named.model_copy(update={"lineage": Lineage(
+        parents=[recipe_digest(named)], round=0, method="init")}), key, trust)
+    registry.publish(meta0.envelope, name=f"{named.name}-meta", tag="round-0")
+    registry.publish(meta0.envelope, name=f"{named.name}-meta", tag="latest")
+    return ServerState(meta=meta0, baseline=meta0)
+
+
+def _final(grid: Grid, cfg: FederationConfig, state: ServerState, emit: Event
+           ) -> dict[str, Any]:
+    """Every node personalises from the final meta-recipe and the round-0 recipe."""
+    nodes = sorted(grid.get_node_ids())
+    round_ = state.aggregator.round + 1
+    messages = [instruction(node, protocol.EVALUATE, round_, {
+        protocol.META: state.meta.envelope.to_json(),
+        protocol.BASELINE: state.baseline.envelope.to_json()}) for node in nodes]
+    replies = list(grid.send_and_receive(messages, timeout=cfg.timeout))
+    rows = [r.content.metric_records[protocol.METRICS] for r in replies
+            if not r.has_error() and protocol.METRICS in r.content.metric_records]
+    out: dict[str, Any] = {"clients": len(nodes), "reported": len(rows)}
+    for name in ("test-metric-meta", "test-metric-baseline", "steps-meta", "steps-baseline"):
+        values = sorted(float(row[name]) for row in rows)
+        if values:
+            out[name] = {"mean": sum(values) / len(values), "p10": percentile(values, 10)}
+    emit("final", out)
+    return out
+
+
+def make_server_app(config: FederationConfig | None = None, on_event: Event | None = None,
+                    results: list[FederationResult] | None = None) -> ServerApp:
+    """A ServerApp running :func:`run_federation`; ``config`` defaults to the run config."""
+    server = ServerApp()
+
+    @server.main()
+    def main(grid: Grid, context: Context) -> None:
+        cfg = config or FederationConfig.from_run_config(context.run_config)
+        result = run_federation(grid, cfg, context.run_id, on_event)
+        if results is not None:
+            results.append(result)
+        log(INFO, "fedseed final: %s", json.dumps(result.final))
+
+    return server
+
+
+app = make_server_app()

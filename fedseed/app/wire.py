@@ -1,0 +1,40 @@
+"""Building and reading fedseed's Flower messages; counting what crosses the wire."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flwr.app import ConfigRecord, Message, RecordDict
+
+from fedseed.federation import protocol
+
+
+def instruction(dst: int, message_type: str, round_: int, values: dict[str, Any]) -> Message:
+    """A message to node ``dst``: one ConfigRecord of recipe bytes and scalars."""
+    content = RecordDict({protocol.RECORD: ConfigRecord({**values, protocol.ROUND: round_})})
+    return Message(content, dst_node_id=dst, message_type=message_type, group_id=str(round_))
+
+
+def payload_bytes(message: Message) -> int:
+    """Bytes of record content a message carries (bytes and text fields, 8 per number).
+
+    Raises if the message holds any ArrayRecord: weights never cross the wire.
+    """
+    if not message.has_content():
+        return 0
+    content = message.content
+    if len(content.array_records):
+        raise AssertionError("a fedseed message holds an ArrayRecord: weights on the wire")
+    total = 0
+    for record in list(content.config_records.values()) + list(content.metric_records.values()):
+        for key, value in record.items():
+            total += len(key)
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                total += len(item) if isinstance(item, (bytes, str)) else 8
+    return total
+
+
+def record(message: Message) -> ConfigRecord:
+    """The fedseed ConfigRecord of a message (empty if absent)."""
+    return message.content.config_records.get(protocol.RECORD, ConfigRecord())

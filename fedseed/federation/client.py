@@ -1,0 +1,149 @@
+"""Client-side round logic, free of Flower: verify the meta-recipe, train locally,
+sign the client recipe. The Flower ClientApp (:mod:`fedseed.app.client_app`) only
+moves bytes between this module and the SuperNode.
+
+The personalised weights never leave this module except to the device's own disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fedseed.data.examples import Examples
+from fedseed.errors import DataError, SignatureError
+from fedseed.home import fedseed_home
+from fedseed.provenance.envelope import Envelope
+from fedseed.provenance.keys import key_id, public_pem
+from fedseed.provenance.trust import TrustStore
+from fedseed.provenance.verify import VerifiedRecipe, verify_envelope
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A client's signing key."""
+
+    key: Ed25519PrivateKey
+    keyid: str
+    pubkey_pem: bytes
+
+
+def load_identity(name: str, home: Path | None = None, *, create: bool = False) -> Identity:
+    """The client key called ``name``; made on first use when ``create`` is set
+    (simulated nodes), required to exist otherwise (real devices)."""
+    from fedseed.provenance.keys import generate_key, load_private_key
+
+    try:
+        key, kid = load_private_key(name, home)
+    except SignatureError:
+        if not create:
+            raise
+        # Another process of the same node may make it meanwhile: then use theirs.
+        with contextlib.suppress(SignatureError):
+            generate_key(name, home)
+        key, kid = load_private_key(name, home)
+    return Identity(key=key, keyid=kid, pubkey_pem=public_pem(key.public_key()))
+
+
+def verify_meta(meta_bytes: bytes, trust: TrustStore) -> VerifiedRecipe:
+    """The meta-recipe, only if a key trusted for the ``server`` role signed it."""
+    return verify_envelope(Envelope.from_json(meta_bytes, "meta-recipe"), trust, role="server",
+                           source="meta-recipe")
+
+
+@lru_cache(maxsize=4)
+def _partitions(dataset: str, num_partitions: int, partitioner: str, alpha: float,
+                seed: int) -> tuple[Examples, ...]:
+    from fedseed.data.builtin import BUILTIN_DATASETS, load_builtin_dataset
+    from fedseed.data.partition import partition
+
+    if dataset not in BUILTIN_DATASETS:
+        raise DataError(f"dataset '{dataset}' is not built in; simulated nodes partition "
+                        f"{', '.join(BUILTIN_DATASETS)}, devices set node config 'data'")
+    kind = "iid" if partitioner == "natural" else partitioner
+    return tuple(partition(load_builtin_dataset(dataset), num_partitions,
+                           partitioner=kind, alpha=alpha, seed=seed))  # type: ignore[arg-type]
+
+
+def node_examples(node_config: Mapping[str, Any], run_config: Mapping[str, Any],
+                  recipe: Any) -> Examples:
+    """This node's examples: a partition in simulation, the device's files otherwise."""
+    from fedseed.data.local import load_examples
+
+    if "data" in node_config:
+        return load_examples(str(node_config["data"]), recipe,
+                             text_column=str(node_config.get("text-column", "text")),
+                             label_column=str(node_config.get("label-column", "label")))
+    if "partition-id" not in node_config:
+        raise DataError("node config has neither 'data' (a device's data path) nor "
+                        "'partition-id' (a simulated node)")
+    parts = _partitions(str(run_config.get("dataset", "digits")),
+                        int(node_config["num-partitions"]),
+                        str(run_config.get("partitioner", "dirichlet")),
+                        float(run_config.get("alpha", 0.5)), int(run_config.get("seed", 0)))
+    return parts[int(node_config["partition-id"])]
+
+
+def train_round(meta: VerifiedRecipe, assignment_json: str, examples: Examples,
+                identity: Identity, weights_path: Path | None) -> tuple[bytes, dict[str, float]]:
+    """Run the assigned configuration; return the signed client recipe and metrics."""
+    from fedseed.personalize import personalize_examples
+    from fedseed.provenance.envelope import sign_envelope
+    from fedseed.recipe.codec import canonical_bytes
+
+    assignment = json.loads(assignment_json) if assignment_json else {}
+    done = personalize_examples(meta.recipe, examples, assignment=assignment or None,
+                                method="client")
+    child = done.recipe
+    assert child.lineage is not None and child.evidence is not None
+    child = child.model_copy(update={"lineage": child.lineage.model_copy(
+        update={"producer": identity.keyid})})
+    if weights_path is not None:
+        _keep_weights(done.result.model, weights_path, child)
+    envelope = sign_envelope(Envelope(payload=canonical_bytes(child)), identity.key,
+                             identity.keyid)
+    ev = child.evidence
+    metrics = {"num-examples": float(ev.num_examples.train), "val-metric": ev.final.val_metric,
+               "steps": float(ev.steps), "train-seconds": ev.wall_seconds}
+    return envelope.to_json(), metrics
+
+
+def final_round(meta: VerifiedRecipe, baseline: VerifiedRecipe, examples: Examples,
+                weights_path: Path | None) -> dict[str, float]:
+    """Personalise from the final meta-recipe and from the round-0 recipe; test both."""
+    from fedseed.personalize import personalize_examples
+
+    tuned = personalize_examples(meta.recipe, examples, method="personalize")
+    base = personalize_examples(baseline.recipe, examples, method="personalize")
+    if weights_path is not None:
+        _keep_weights(tuned.result.model, weights_path, tuned.recipe)
+    t_ev, b_ev = tuned.recipe.evidence, base.recipe.evidence
+    assert t_ev is not None and b_ev is not None
+    return {"test-metric-meta": t_ev.final.test_metric or 0.0,
+            "test-metric-baseline": b_ev.final.test_metric or 0.0,
+            "steps-meta": float(t_ev.steps), "steps-baseline": float(b_ev.steps),
+            "num-examples": float(t_ev.num_examples.train)}
+
+
+def weights_path_for(node_id: int, home: Path | None = None) -> Path:
+    """Where a node keeps its personalised weights: on its own disk, never sent."""
+    return (home or fedseed_home()) / "nodes" / str(node_id) / "model.safetensors"
+
+
+def _keep_weights(model: Any, path: Path, recipe: Any) -> None:
+    from fedseed.assemble import save_weights
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_weights(model, path, recipe)
+
+
+__all__ = ["Identity", "final_round", "key_id", "load_identity", "node_examples",
+           "train_round", "verify_meta", "weights_path_for"]

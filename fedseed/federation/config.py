@@ -1,0 +1,85 @@
+"""Federation settings, read from a Flower run config (``[tool.flwr.app.config]``)
+or given directly by ``fedseed simulate``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from fedseed.errors import FedseedError
+
+ClientTrust = Literal["store", "tofu"]
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    """Everything a federation run needs to know; keys match the run config
+    (``num_rounds`` is ``num-rounds`` there).
+
+    ``client_trust`` decides which client signatures the server accepts:
+    ``auto_keys`` makes the server create its signing key on first use and trust it
+    for the ``server`` role in ``$FEDSEED_HOME`` — right for simulations, where the
+    simulated clients share that folder, and wrong for real devices, which must be
+    given the server's public key. ``resume`` continues from the last meta-recipe
+    published in the registry.
+
+    ``store`` (the default) only keys the operator trusted for the ``client`` role;
+    ``tofu`` binds each node id to the first key it signs with and refuses any other
+    key from that node later. ``store`` is the default because it is the only mode
+    in which an unknown device cannot contribute at all; ``tofu`` suits simulations
+    and pilots where enrolling every device's key first is impractical.
+    """
+
+    num_rounds: int = 3
+    fraction: float = 0.5
+    min_nodes: int = 2
+    min_replies: int = 1
+    timeout: float = 600.0
+    recipe: str = "digits-mlp"
+    dataset: str = "digits"
+    partitioner: str = "dirichlet"
+    alpha: float = 0.5
+    aggregator: str = "best"
+    client_trust: ClientTrust = "store"
+    server_key: str = "server"
+    registry: str = ""
+    seed: int = 0
+    max_steps: int = 0
+    final_personalization: bool = True
+    auto_keys: bool = False
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        checks = [
+            (1 <= self.num_rounds <= 10_000, "num-rounds must be 1..10000"),
+            (0.0 < self.fraction <= 1.0, "fraction must be in (0, 1]"),
+            (self.min_nodes >= 1, "min-nodes must be at least 1"),
+            (self.min_replies >= 0, "min-replies must be at least 0"),
+            (self.timeout > 0, "timeout must be positive"),
+            (self.partitioner in ("iid", "dirichlet", "natural"),
+             "partitioner must be iid, dirichlet or natural"),
+            (self.alpha > 0, "alpha must be positive"),
+            (self.client_trust in ("store", "tofu"), "client-trust must be store or tofu"),
+            (self.max_steps >= 0, "max-steps must be 0 (recipe's own) or positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise FedseedError(f"federation config: {message}")
+
+    @classmethod
+    def from_run_config(cls, run_config: Mapping[str, Any]) -> FederationConfig:
+        """Read ``[tool.flwr.app.config]`` keys (dash-separated); unknown keys are refused."""
+        known = {f.name.replace("_", "-"): f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in run_config.items():
+            if key not in known:
+                raise FedseedError(f"run config: unknown key '{key}' (known: "
+                                   f"{', '.join(sorted(known))})")
+            field = known[key]
+            kind = {"int": int, "float": float, "bool": bool}.get(str(field.type), str)
+            try:
+                values[field.name] = kind(value)
+            except (TypeError, ValueError) as e:
+                raise FedseedError(f"run config: {key} = {value!r} is not {kind.__name__}") from e
+        return cls(**values)

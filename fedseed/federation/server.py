@@ -1,0 +1,194 @@
+"""Server-side round logic, free of Flower: sampling, assignments, judging replies,
+aggregating, signing. The Flower ServerApp (:mod:`fedseed.app.server_app`) only
+moves bytes between this module and the Grid.
+
+State that spans rounds is one immutable :class:`ServerState` value, replaced each
+round, so a run can be resumed from the last meta-recipe and the same inputs replay
+the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from fedseed.errors import FedseedError, VerificationError
+from fedseed.meta.base import AggregatorState, ClientReply, sample_assignment
+from fedseed.provenance.envelope import Envelope, sign_envelope
+from fedseed.provenance.keys import key_id, load_public_pem
+from fedseed.provenance.trust import TrustStore
+from fedseed.provenance.verify import VerifiedRecipe, verify_envelope
+from fedseed.recipe.codec import canonical_bytes
+from fedseed.recipe.model import Recipe
+from fedseed.recipe.search import Scalar
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+
+#: Reported rejection reasons for verification failures.
+_REASONS = {"unknown-key": "untrusted", "wrong-role": "untrusted", "revoked": "untrusted",
+            "bad-signature": "bad signature", "invalid-recipe": "invalid recipe"}
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """Everything that carries from one round to the next."""
+
+    meta: VerifiedRecipe
+    baseline: VerifiedRecipe
+    aggregator: AggregatorState = AggregatorState()
+    bindings: Mapping[int, str] = field(default_factory=dict)  # node id -> key id (tofu)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """The outcome of checking one reply: accepted (``reply``) or not (``reason``)."""
+
+    node_id: int
+    reply: ClientReply | None = None
+    reason: str | None = None
+    keyid: str | None = None
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    """One line of the per-round table."""
+
+    round: int
+    sampled: int
+    accepted: int
+    rejected: Mapping[str, int]
+    val_mean: float | None
+    val_p10: float | None
+    bytes_down: int
+    bytes_up: int
+    meta_digest: str
+    next_digest: str
+    seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {**self.__dict__, "rejected": dict(self.rejected)}
+
+
+def sign_recipe(recipe: Recipe, key: Ed25519PrivateKey) -> Envelope:
+    """A DSSE envelope of ``recipe``'s canonical bytes, signed by ``key``."""
+    return sign_envelope(Envelope(payload=canonical_bytes(recipe)), key, key_id(key.public_key()))
+
+
+def seal(recipe: Recipe, key: Ed25519PrivateKey, trust: TrustStore) -> VerifiedRecipe:
+    """Sign ``recipe`` as the server and return it as a verified recipe."""
+    kid = key_id(key.public_key())
+    if recipe.lineage is not None:
+        recipe = recipe.model_copy(update={"lineage": recipe.lineage.model_copy(update={
+            "producer": kid, "created": datetime.now(timezone.utc).replace(microsecond=0)})})
+    envelope = sign_recipe(recipe, key)
+    return verify_envelope(envelope, trust, role="server", source="meta-recipe")
+
+
+def plan_round(meta: Recipe, node_ids: Sequence[int], fraction: float, min_nodes: int,
+               rng: random.Random) -> list[tuple[int, dict[str, Scalar]]]:
+    """Sample ``max(min_nodes, fraction * n)`` nodes and draw one assignment for each."""
+    nodes = sorted(node_ids)
+    count = min(len(nodes), max(min_nodes, round(fraction * len(nodes))))
+    chosen = rng.sample(nodes, count)
+    space = meta.search_space
+    return [(node, sample_assignment(space, rng) if space else {}) for node in chosen]
+
+
+def judge_reply(
+    node_id: int,
+    envelope_bytes: bytes,
+    pubkey_pem: bytes,
+    assignment: Mapping[str, Scalar],
+    state: ServerState,
+    trust: TrustStore,
+    mode: str,
+    seen: set[str],
+) -> Judged:
+    """Accept a client recipe only if it is signed, trusted, fresh and well-formed.
+
+    ``store``: signed by a key trusted for the ``client`` role. ``tofu``: signed by
+    the key this node used before, or, on first sight, by the key it presents.
+    Its parent must be this round's meta-recipe (an older parent is a replay), it
+    must carry evidence, and the same client recipe is counted once.
+    """
+    try:
+        envelope = Envelope.from_json(envelope_bytes, f"node {node_id}")
+    except FedseedError:
+        return Judged(node_id, reason="malformed")
+    if not envelope.signatures:
+        return Judged(node_id, reason="unsigned")
+    try:
+        if mode == "tofu":
+            public = load_public_pem(pubkey_pem, f"node {node_id} public key")
+            kid = key_id(public)
+            bound = state.bindings.get(node_id)
+            if bound is not None and bound != kid:
+                return Judged(node_id, reason="key changed")
+            node_trust, _ = TrustStore().add(pubkey_pem, "client", f"node-{node_id}")
+            verified = verify_envelope(envelope, node_trust, role="client")
+        else:
+            verified = verify_envelope(envelope, trust, role="client")
+            kid = verified.keyids[0]
+    except VerificationError as e:
+        return Judged(node_id, reason=_REASONS.get(e.reason, e.reason))
+    except FedseedError:
+        return Judged(node_id, reason="malformed")
+    recipe = verified.recipe
+    parents = recipe.lineage.parents if recipe.lineage else []
+    if parents != [state.meta.digest]:
+        stale = recipe.lineage is not None and recipe.lineage.round < state.aggregator.round
+        return Judged(node_id, reason="replayed" if stale or parents else "wrong parent")
+    if recipe.evidence is None:
+        return Judged(node_id, reason="no evidence")
+    if verified.digest in seen:
+        return Judged(node_id, reason="duplicate")
+    seen.add(verified.digest)
+    return Judged(node_id, keyid=kid, reply=ClientReply(recipe=recipe, digest=verified.digest,
+                                                        node_id=node_id,
+                                                        assignment=dict(assignment)))
+
+
+def summarize(round_: int, sampled: int, judged: Sequence[Judged], failures: Counter[str],
+              bytes_down: int, bytes_up: int, meta_digest: str, next_digest: str,
+              seconds: float) -> RoundReport:
+    """The round's table line from its judged replies and transport failures."""
+    accepted = [j.reply for j in judged if j.reply is not None]
+    rejected = Counter(j.reason for j in judged if j.reason is not None) + failures
+    metrics = sorted(r.recipe.evidence.final.val_metric for r in accepted  # type: ignore[union-attr]
+                     )
+    return RoundReport(
+        round=round_, sampled=sampled, accepted=len(accepted), rejected=dict(rejected),
+        val_mean=statistics.fmean(metrics) if metrics else None,
+        val_p10=percentile(metrics, 10) if metrics else None,
+        bytes_down=bytes_down, bytes_up=bytes_up, meta_digest=meta_digest,
+        next_digest=next_digest, seconds=round(seconds, 2),
+    )
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (nearest rank) of already sorted values."""
+    index = max(0, min(len(sorted_values) - 1, round(q / 100 * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def bind_keys(state: ServerState, judged: Sequence[Judged]) -> ServerState:
+    """Remember the key each accepted node signed with (trust on first use)."""
+    bindings = dict(state.bindings)
+    for j in judged:
+        if j.reply is not None and j.keyid is not None:
+            bindings.setdefault(j.node_id, j.keyid)
+    return replace(state, bindings=bindings)
+
+
+def assignment_text(assignment: Mapping[str, Scalar]) -> str:
+    """The assignment as it travels: canonical JSON text."""
+    return json.dumps(dict(assignment), sort_keys=True, separators=(",", ":"))
