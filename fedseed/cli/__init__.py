@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from fedseed.cli import bench, commands, keys, recipe, registry, signing  # noqa: F401
+from fedseed.cli import bench, commands, keys, recipe, registry, signing, simulate  # noqa: F401
 
 app = typer.Typer(
     name="fedseed",
@@ -29,6 +29,7 @@ app.add_typer(bench.app, name="bench")
 app.command("assemble")(commands.assemble_cmd)
 app.command("personalize")(commands.personalize_cmd)
 app.command("demo")(commands.demo_cmd)
+app.command("simulate")(simulate.simulate_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
