@@ -5,6 +5,7 @@ Used by simulations and the demo; a real device brings its own data instead.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -22,12 +23,15 @@ def partition(
     partitioner: Partitioner = "dirichlet",
     alpha: float = 0.5,
     seed: int = 0,
-    min_partition_size: int = 10,
+    min_partition_size: int | None = None,
 ) -> list[Examples]:
     """Split ``examples`` into ``num_partitions`` users.
 
     ``dirichlet`` draws each class's share per user from Dir(``alpha``) (Hsu et al.,
     2019): small ``alpha`` gives users few classes each. ``iid`` shuffles and deals.
+    Every user gets at least ``min_partition_size`` rows (default: 10, lowered to a
+    quarter of the mean share, but never below 3, the least a train/validation/test
+    split needs, when there are many users).
     """
     import datasets
     from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner
@@ -42,6 +46,8 @@ def partition(
     if examples.labels is not None:
         columns["label"] = examples.labels
     table = datasets.Dataset.from_dict({k: v.tolist() for k, v in columns.items()})
+    if min_partition_size is None:
+        min_partition_size = max(3, min(10, len(examples) // (4 * num_partitions)))
     if partitioner == "dirichlet":
         part = DirichletPartitioner(
             num_partitions=num_partitions, partition_by="label", alpha=alpha,
@@ -52,7 +58,15 @@ def partition(
     part.dataset = table
     out = []
     for pid in range(num_partitions):
-        rows = np.asarray(part.load_partition(pid)["row"], dtype=np.int64)
+        try:
+            with warnings.catch_warnings():  # one DataError below says it all
+                warnings.simplefilter("ignore", UserWarning)
+                rows = np.asarray(part.load_partition(pid)["row"], dtype=np.int64)
+        except ValueError as e:  # Flower Datasets gives up after repeated draws
+            raise DataError(
+                f"{examples.source}: cannot split {len(examples)} rows into {num_partitions} "
+                f"Dirichlet(alpha={alpha}) partitions of at least {min_partition_size} rows; "
+                "use fewer partitions or a larger alpha") from e
         sub = examples.take(rows)
         out.append(type(sub)(source=f"{examples.source}[user {pid}]", features=sub.features,
                              texts=sub.texts, labels=sub.labels))
