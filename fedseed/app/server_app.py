@@ -21,7 +21,7 @@ from flwr.app import Context
 from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
 
-from fedseed.app.wire import instruction, payload_bytes, record
+from fedseed.app.wire import array_records, instruction, payload_bytes, record
 from fedseed.errors import AggregationError, FedseedError
 from fedseed.federation import protocol
 from fedseed.federation.config import FederationConfig
@@ -117,6 +117,8 @@ def run_federation(grid: Grid, cfg: FederationConfig, run_id: int = 0,
             for node, assignment in plan]
         bytes_down = sum(payload_bytes(m) for m in messages)
         replies = list(grid.send_and_receive(messages, timeout=cfg.timeout))
+        # Inspect every message of the round, both ways: weights never cross the wire.
+        arrays = sum(array_records(m) for m in [*messages, *replies])
         failures: Counter[str] = Counter()
         judged, seen, bytes_up = [], set(), 0
         for reply in replies:
@@ -152,6 +154,7 @@ def run_federation(grid: Grid, cfg: FederationConfig, run_id: int = 0,
         report = summarize(round_, len(plan), judged, failures, bytes_down, bytes_up,
                            meta_digest=sent_digest, next_digest=state.meta.digest,
                            seconds=time.monotonic() - began)
+        report = replace(report, array_records=arrays)
         result.rounds.append(report)
         log(INFO, "fedseed round %d: sampled %d, accepted %d, rejected %s, val mean %s, "
             "bytes down/up %d/%d", round_, report.sampled, report.accepted,

@@ -15,6 +15,11 @@ def instruction(dst: int, message_type: str, round_: int, values: dict[str, Any]
     return Message(content, dst_node_id=dst, message_type=message_type, group_id=str(round_))
 
 
+def array_records(message: Message) -> int:
+    """How many ArrayRecords a message holds (fedseed's are always 0)."""
+    return len(message.content.array_records) if message.has_content() else 0
+
+
 def payload_bytes(message: Message) -> int:
     """Bytes of record content a message carries (bytes and text fields, 8 per number).
 

@@ -72,6 +72,7 @@ class RoundReport:
     meta_digest: str
     next_digest: str
     seconds: float
+    array_records: int = 0
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form."""
