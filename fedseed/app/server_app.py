@@ -121,6 +121,7 @@ def run_federation(grid: Grid, cfg: FederationConfig, run_id: int = 0,
         arrays = sum(array_records(m) for m in [*messages, *replies])
         failures: Counter[str] = Counter()
         judged, seen, bytes_up = [], set(), 0
+        received: dict[str, tuple[bytes, bytes, int]] = {}
         for reply in replies:
             node = reply.metadata.src_node_id
             if reply.has_error():
@@ -132,14 +133,19 @@ def run_federation(grid: Grid, cfg: FederationConfig, run_id: int = 0,
                 failures["weights on the wire"] += 1
                 continue
             values = record(reply)
-            judged.append(judge_reply(
-                node, bytes(values.get(protocol.RECIPE, b"")),
-                bytes(values.get(protocol.PUBKEY, b"")), assignments.get(node, {}), state,
-                trust, cfg.client_trust, seen))
+            envelope = bytes(values.get(protocol.RECIPE, b""))
+            pubkey = bytes(values.get(protocol.PUBKEY, b""))
+            verdict = judge_reply(node, envelope, pubkey, assignments.get(node, {}), state,
+                                  trust, cfg.client_trust, seen)
+            judged.append(verdict)
+            if verdict.reply is not None:
+                received[verdict.reply.digest] = (envelope, pubkey, node)
         failures["no reply"] += len(plan) - len(replies)
         failures = +failures
         accepted = [j.reply for j in judged if j.reply is not None]
         state = bind_keys(state, judged)
+        trust = _remember_clients(trust, received, cfg)
+        _publish_clients(registry_trust, received, cfg, meta_name)
         if len(accepted) >= max(1, cfg.min_replies):
             next_recipe, agg = aggregate(state.meta.recipe, accepted, state.aggregator)
             sealed = seal(next_recipe, key, trust)
@@ -163,6 +169,38 @@ def run_federation(grid: Grid, cfg: FederationConfig, run_id: int = 0,
     if cfg.final_personalization:
         result.final = _final(grid, cfg, state, emit)
     return result
+
+
+def _remember_clients(trust: Any, received: dict[str, tuple[bytes, bytes, int]],
+                      cfg: FederationConfig) -> Any:
+    """Trust on first use, made durable: accepted nodes' keys join the trust store as
+    ``client``, so lineage through their recipes verifies later."""
+    if cfg.client_trust != "tofu" or not received:
+        return trust
+    current = load_trust()
+    for _, pubkey, node in received.values():
+        current, _ = current.add(pubkey, "client", f"node-{node}")
+    save_trust(current)
+    return current
+
+
+def _publish_clients(registry_trust: Any, received: dict[str, tuple[bytes, bytes, int]],
+                     cfg: FederationConfig, meta_name: str) -> None:
+    """Store accepted client recipes next to the meta-recipes they feed (embedded
+    registries; a remote registry decides itself whom it accepts as publisher)."""
+    from fedseed.provenance.envelope import Envelope
+
+    if not received:
+        return
+    trust = registry_trust
+    for _, pubkey, node in received.values():
+        trust, _ = trust.add(pubkey, "publisher", f"node-{node}")
+    registry = open_registry(cfg.registry or None, trust)
+    for envelope, _, _ in received.values():
+        try:
+            registry.publish(Envelope.from_json(envelope), name=f"{meta_name}-clients", tag=None)
+        except FedseedError as e:
+            log(WARNING, "client recipe not stored in the registry: %s", e.diagnostics())
 
 
 def _initial_state(cfg: FederationConfig, key: Any, trust: Any, registry: Any) -> ServerState:

@@ -7,8 +7,8 @@ import json
 import sys
 
 import pytest
-
 from conftest import ASSETS
+
 from fedseed.errors import SignatureError
 from fedseed.provenance.envelope import (
     PAYLOAD_TYPE,

@@ -1,0 +1,54 @@
+"""`fedseed simulate`: the real ServerApp and ClientApp on Flower's simulation runtime."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fedseed.provenance.envelope import Envelope
+from fedseed.recipe import parse_recipe
+
+
+@pytest.mark.slow
+def test_simulated_federation_end_to_end(fedseed, tmp_path, quick_recipe):
+    home = tmp_path / "sim"
+
+    run = fedseed("simulate", "--clients", "3", "--rounds", "2", "--fraction", "1.0",
+                  "--recipe", str(quick_recipe), "--home", str(home), timeout=400)
+
+    assert run.code == 0, run.err[-3000:]
+    report = json.loads((home / "report.json").read_text())
+    assert [r["round"] for r in report["rounds"]] == [1, 2]
+    for r in report["rounds"]:
+        assert r["sampled"] == r["accepted"] == 3 and r["rejected"] == {}
+        assert r["array_records"] == 0  # every message, both ways: no weights
+        assert 0 < r["bytes_down"] / 3 < 16_000 and 0 < r["bytes_up"] / 3 < 16_000
+    assert report["final"]["reported"] == 3
+    assert "test-metric-meta" in report["final"]
+    assert "final personalization (3/3 clients)" in run.out
+    # every client kept its personalised weights on its own disk
+    assert len(list((home / "nodes").glob("*/model.safetensors"))) == 3
+
+
+@pytest.mark.slow
+def test_final_meta_recipe_is_signed_and_its_lineage_names_the_accepted_clients(
+        fedseed, tmp_path, quick_recipe, monkeypatch):
+    home = tmp_path / "sim"
+    run = fedseed("simulate", "--clients", "2", "--rounds", "1", "--fraction", "1.0",
+                  "--recipe", str(quick_recipe), "--home", str(home), "--no-final",
+                  timeout=400)
+    assert run.code == 0, run.err[-3000:]
+    monkeypatch.setenv("FEDSEED_HOME", str(home))  # the server's keys and trust store
+
+    verified = fedseed("recipe", "verify", "digits-quick-meta:latest", "--role", "server",
+                       "--chain", "--registry", str(home / "registry"))
+    pulled = fedseed("recipe", "pull", "digits-quick-meta:latest", "-o",
+                     str(tmp_path / "meta.json"), "--registry", str(home / "registry"))
+
+    assert verified.code == 0, verified.err
+    assert "every ancestor verified" in verified.out
+    assert pulled.code == 0, pulled.err
+    meta = parse_recipe(Envelope.from_json((tmp_path / "meta.json").read_bytes()).payload)
+    assert meta.lineage.round == 1 and meta.lineage.method == "best"
+    assert len(meta.lineage.parents) == 2  # one per accepted client recipe
