@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def test_demo_prints_a_per_user_table(fedseed):
-    run = fedseed("demo", "--users", "3")
+    run = fedseed("demo", "--local", "--users", "3")
 
     assert run.code == 0, run.err
     assert "personalised accuracy per user" in run.out

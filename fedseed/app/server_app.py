@@ -243,7 +243,14 @@ def _final(grid: Grid, cfg: FederationConfig, state: ServerState, emit: Event
     replies = list(grid.send_and_receive(messages, timeout=cfg.timeout))
     rows = [r.content.metric_records[protocol.METRICS] for r in replies
             if not r.has_error() and protocol.METRICS in r.content.metric_records]
-    out: dict[str, Any] = {"clients": len(nodes), "reported": len(rows)}
+    per_client = sorted(({"node": r.metadata.src_node_id,
+                          **{k: float(v) for k, v in
+                             r.content.metric_records[protocol.METRICS].items()}}
+                         for r in replies if not r.has_error()
+                         and protocol.METRICS in r.content.metric_records),
+                        key=lambda row: row["node"])
+    out: dict[str, Any] = {"clients": len(nodes), "reported": len(rows),
+                           "per_client": per_client}
     for name in ("test-metric-meta", "test-metric-baseline", "steps-meta", "steps-baseline"):
         values = sorted(float(row[name]) for row in rows)
         if values:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from typing import Any
 
 from rich.console import Console
 
 from fedseed.errors import RecipeError
 
-console = Console()
+# Piped output (CI logs, files) gets 120 columns rather than Rich's 80, so tables keep
+# their headers; a terminal keeps its own width.
+console = Console() if sys.stdout.isatty() or "COLUMNS" in os.environ else Console(width=120)
 err_console = Console(stderr=True)
 
 

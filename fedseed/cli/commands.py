@@ -59,12 +59,20 @@ def personalize_cmd(
 
 
 def demo_cmd(
-    users: int = typer.Option(8, min=1, max=200, help="Simulated users."),
+    users: int = typer.Option(10, min=1, max=200, help="Simulated users (clients)."),
+    rounds: int = typer.Option(3, min=1, max=100, help="Federation rounds."),
     alpha: float = typer.Option(0.5, min=0.01, max=1000.0, help="Dirichlet concentration."),
     recipe_ref: str = typer.Option("digits-mlp", "--recipe", help="Tabular or image recipe."),
     seed: int = typer.Option(0, min=0, help="Partition seed."),
+    local: bool = typer.Option(False, help="No federation: each user trains the recipe alone."),
 ) -> None:
-    """Personalise a recipe for simulated users of the embedded digits set."""
+    """A small federation on the embedded digits set (``--local``: no federation)."""
+    if not local:
+        from fedseed.cli.simulate import simulate
+
+        simulate(clients=users, rounds=rounds, alpha=alpha, recipe=recipe_ref, seed=seed,
+                 fraction=1.0, show_clients=True, lineage=True)
+        return
     import statistics
 
     from rich.progress import Progress

@@ -27,15 +27,33 @@ def simulate_cmd(
                               "report (default: a new folder under ./runs)."),
     parallel: int = typer.Option(2, min=1, max=64, help="ClientApps run at once."),
     final: bool = typer.Option(True, help="Personalise every client at the end."),
+    show_clients: bool = typer.Option(False, help="Print each client's final test metric."),
+    lineage: bool = typer.Option(False, help="Print the final meta-recipe's lineage."),
+    resume: bool = typer.Option(False, help="Continue from the last meta-recipe in --home."),
 ) -> None:
     """Run a federation on simulated nodes and print the per-round table."""
+    simulate(clients=clients, rounds=rounds, dataset=dataset, partitioner=partitioner,
+             alpha=alpha, recipe=recipe, aggregator=aggregator, fraction=fraction,
+             max_steps=max_steps, seed=seed, home=home, parallel=parallel, final=final,
+             show_clients=show_clients, lineage=lineage, resume=resume)
+
+
+def simulate(*, clients: int, rounds: int, dataset: str = "digits",
+             partitioner: str = "dirichlet", alpha: float = 0.5, recipe: str = "digits-mlp",
+             aggregator: str = "best", fraction: float = 0.5, max_steps: int = 0,
+             seed: int = 0, home: Path | None = None, parallel: int = 2, final: bool = True,
+             show_clients: bool = False, lineage: bool = False, resume: bool = False) -> None:
+    """Run and print a simulated federation (shared by ``simulate`` and ``demo``)."""
     import json
 
     from rich.progress import Progress
     from rich.table import Table
 
+    from fedseed.errors import FedseedError
     from fedseed.federation.config import FederationConfig
 
+    if resume and (home is None or not (home / "registry").is_dir()):
+        raise FedseedError("--resume needs --home pointing at an earlier run's folder")
     home = (home or Path("runs") / time.strftime("simulate-%Y%m%d-%H%M%S")).resolve()
     home.mkdir(parents=True, exist_ok=True)
     # Simulated clients and the server share this folder: keys, trust, registry.
@@ -44,7 +62,7 @@ def simulate_cmd(
         num_rounds=rounds, fraction=fraction, min_nodes=min(clients, 2), recipe=recipe,
         dataset=dataset, partitioner=partitioner, alpha=alpha, aggregator=aggregator,
         client_trust="tofu", auto_keys=True, registry=str(home / "registry"), seed=seed,
-        max_steps=max_steps, final_personalization=final,
+        max_steps=max_steps, final_personalization=final, resume=resume,
     )
     console.out(f"fedseed simulate: {clients} clients, {rounds} rounds, {recipe} on {dataset} "
                 f"({partitioner}{f' alpha {alpha}' if partitioner == 'dirichlet' else ''}), "
@@ -64,13 +82,25 @@ def simulate_cmd(
         table.add_row(str(r.round), str(r.sampled), str(r.accepted), rejected,
                       _fmt(r.val_mean), _fmt(r.val_p10), f"{r.bytes_down:,}",
                       f"{r.bytes_up:,}", f"{r.seconds:.1f}")
-    console.print(table, width=max(console.width, 110))
+    console.print(table)
     if result.final:
         f = result.final
         console.out(
             f"final personalization ({f['reported']}/{f['clients']} clients), test metric "
             f"mean/p10: final meta-recipe {_pair(f, 'test-metric-meta')}, round-0 recipe "
             f"{_pair(f, 'test-metric-baseline')}", highlight=False)
+    if show_clients and result.final.get("per_client"):
+        metric = cfg_metric(recipe)
+        clients_table = Table(title=f"personalised test {metric} per client")
+        for column in ("node", "examples", "final meta-recipe", "round-0 recipe", "gain"):
+            clients_table.add_column(column, justify="right", no_wrap=True)
+        for row in result.final["per_client"]:
+            meta, base = row["test-metric-meta"], row["test-metric-baseline"]
+            clients_table.add_row(str(row["node"])[-6:], f"{row['num-examples']:.0f}",
+                                  f"{meta:.3f}", f"{base:.3f}", f"{meta - base:+.3f}")
+        console.print(clients_table)
+    if lineage:
+        _print_meta_chain(f"{result.meta_name}:latest", home / "registry")
     report = home / "report.json"
     report.write_text(json.dumps({**result.as_dict(), "wall_seconds": round(wall, 1),
                                   "clients": clients}, indent=2) + "\n")
@@ -103,6 +133,32 @@ def _run(cfg, clients: int, parallel: int, on_event):  # type: ignore[no-untyped
     if not results:
         raise AggregationError("the simulation ended without a result; see the log above")
     return results[0]
+
+
+def _print_meta_chain(ref: str, registry_path: Path) -> None:
+    """The lineage of a meta-recipe, one line per round (client recipes counted, not
+    listed; `fedseed recipe lineage` prints the whole tree)."""
+    from fedseed.provenance.lineage import lineage_tree, problems
+    from fedseed.provenance.trust import load_trust
+    from fedseed.registry.client import open_registry
+
+    trust = load_trust()
+    node = lineage_tree(open_registry(str(registry_path), trust), ref, trust)
+    issues = problems(node)
+    status = "; ".join(issues) if issues else "every signature verified"
+    console.out(f"lineage of {ref} ({status}):", highlight=False)
+    while node is not None and node.recipe is not None:
+        lin = node.recipe.lineage
+        parents = node.parents
+        kinds = {p.recipe.lineage.method if p.recipe and p.recipe.lineage else "root"
+                 for p in parents}
+        what = (f"{len(parents)} {'/'.join(sorted(kinds))} recipe(s)" if parents else "-")
+        console.out(f"  round {lin.round if lin else '-':>3}  {node.digest[:19]}  "
+                    f"{lin.method if lin else 'root':8} <- {what}", highlight=False)
+        # Client recipes all descend from the previous meta-recipe: follow it; a
+        # recipe whose parents have no parents (the round-0 meta) leads to the root.
+        candidates = [g for p in parents for g in p.parents] or parents
+        node = next((c for c in candidates if not c.seen_before), None)
 
 
 def cfg_metric(recipe: str) -> str:
