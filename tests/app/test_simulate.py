@@ -52,3 +52,33 @@ def test_final_meta_recipe_is_signed_and_its_lineage_names_the_accepted_clients(
     meta = parse_recipe(Envelope.from_json((tmp_path / "meta.json").read_bytes()).payload)
     assert meta.lineage.round == 1 and meta.lineage.method == "best"
     assert len(meta.lineage.parents) == 2  # one per accepted client recipe
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_last_meta_recipe(fedseed, tmp_path, quick_recipe,
+                                                    monkeypatch):
+    home = tmp_path / "sim"
+    common = ["--clients", "2", "--fraction", "1.0", "--recipe", str(quick_recipe),
+              "--home", str(home), "--no-final"]
+    first = fedseed("simulate", "--rounds", "1", *common, timeout=400)
+    assert first.code == 0, first.err[-3000:]
+    after_first = json.loads((home / "report.json").read_text())["meta_digests"][-1]
+
+    second = fedseed("simulate", "--rounds", "2", "--resume", *common, timeout=400)
+
+    assert second.code == 0, second.err[-3000:]
+    report = json.loads((home / "report.json").read_text())
+    assert [r["round"] for r in report["rounds"]] == [2]
+    assert report["rounds"][0]["meta_digest"] == after_first
+    monkeypatch.setenv("FEDSEED_HOME", str(home))
+    pulled = fedseed("recipe", "pull", "digits-quick-meta:latest", "-o",
+                     str(tmp_path / "m.json"), "--registry", str(home / "registry"))
+    assert pulled.code == 0, pulled.err
+    meta = parse_recipe(Envelope.from_json((tmp_path / "m.json").read_bytes()).payload)
+    assert meta.lineage.round == 2
+
+
+def test_resume_without_an_earlier_run_is_bad_input(fedseed, tmp_path):
+    run = fedseed("simulate", "--resume", "--home", str(tmp_path / "nothing"))
+
+    assert run.code == 2 and "--resume needs --home" in run.err

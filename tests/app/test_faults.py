@@ -1,0 +1,83 @@
+"""Faults in a real simulated federation: a client that crashes, one that returns
+garbage, one that tampers with its recipe and one that never answers do not stop the
+round; each is counted in the round table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent('''
+    import json, sys, time
+    from flwr.app import ConfigRecord, Message, RecordDict
+    from flwr.clientapp import ClientApp
+    from flwr.simulation import run_simulation
+    from fedseed.app import client_app as real
+    from fedseed.app.server_app import make_server_app
+    from fedseed.federation.config import FederationConfig
+
+    def build(timeout):
+        # Closures travel to the simulation workers by value; sys.argv does not.
+        faulty = ClientApp()
+
+        @faulty.train()
+        def train(msg, context):
+            pid = int(context.node_config["partition-id"])
+            if pid == 0:
+                raise RuntimeError("the device crashed")
+            if pid == 1:
+                content = RecordDict({"fedseed": ConfigRecord({"recipe": b"garbage",
+                                                              "pubkey": b"none"})})
+                return Message(content, reply_to=msg)
+            if pid == 2:
+                reply = real.train(msg, context)
+                values = reply.content.config_records["fedseed"]
+                envelope = json.loads(bytes(values["recipe"]))
+                envelope["payload"] = envelope["payload"][:-8] + "AAAAAAA="
+                values["recipe"] = json.dumps(envelope).encode()
+                return reply
+            if pid == 3:
+                time.sleep(timeout + 10)
+            return real.train(msg, context)
+
+        @faulty.evaluate()
+        def evaluate(msg, context):
+            return real.evaluate(msg, context)
+
+        return faulty
+
+    results = []
+    cfg = FederationConfig(num_rounds=1, fraction=1.0, min_nodes=6, recipe=sys.argv[1],
+                           client_trust="tofu", auto_keys=True, timeout=float(sys.argv[2]),
+                           final_personalization=False)
+    run_simulation(server_app=make_server_app(cfg, results=results), client_app=build(float(sys.argv[2])),
+                   num_supernodes=6,
+                   backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                                   "init_args": {"num_cpus": 2, "log_to_driver": False}})
+    print("RESULT " + json.dumps(results[0].as_dict()))
+''')
+
+
+@pytest.mark.slow
+def test_faulty_clients_do_not_stop_the_round(tmp_path, quick_recipe):
+    script = tmp_path / "faulty.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "FEDSEED_HOME": str(tmp_path / "home"),
+           "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0"}
+
+    done = subprocess.run([sys.executable, str(script), str(quick_recipe), "15"], env=env,
+                          capture_output=True, text=True, timeout=400, cwd=tmp_path)
+
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    round_ = json.loads(line.removeprefix("RESULT "))["rounds"][0]
+    assert round_["sampled"] == 6
+    assert round_["accepted"] == 2  # the two healthy clients
+    assert round_["rejected"] == {"client error": 1, "malformed": 1, "bad signature": 1,
+                                  "no reply": 1}
+    assert round_["next_digest"] != round_["meta_digest"]  # aggregation still happened
