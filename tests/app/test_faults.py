@@ -55,8 +55,8 @@ SCRIPT = textwrap.dedent('''
     cfg = FederationConfig(num_rounds=1, fraction=1.0, min_nodes=6, recipe=sys.argv[1],
                            client_trust="tofu", auto_keys=True, timeout=float(sys.argv[2]),
                            final_personalization=False)
-    run_simulation(server_app=make_server_app(cfg, results=results), client_app=build(float(sys.argv[2])),
-                   num_supernodes=6,
+    run_simulation(server_app=make_server_app(cfg, results=results),
+                   client_app=build(float(sys.argv[2])), num_supernodes=6,
                    backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
                                    "init_args": {"num_cpus": 2, "log_to_driver": False}})
     print("RESULT " + json.dumps(results[0].as_dict()))
