@@ -178,7 +178,9 @@ def lineage(
     from fedseed.registry.client import open_registry
 
     trust = load_trust()
-    root = lineage_tree(open_registry(registry, trust), ref, trust)
+    client = open_registry(registry, trust)
+    client.fetch(ref)  # an unknown ref is bad input (exit 2), not a broken lineage
+    root = lineage_tree(client, ref, trust)
 
     def label(node: LineageNode) -> str:
         if node.problem is not None:

@@ -7,7 +7,7 @@ import json
 import sys
 
 import pytest
-from conftest import ASSETS
+from support import ASSETS
 
 from fedseed.errors import SignatureError
 from fedseed.provenance.envelope import (

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import ASSETS, ROOT  # noqa: F401  (shared paths)
 
 from fedseed.provenance.envelope import Envelope, sign_envelope
 from fedseed.provenance.keys import KeyInfo, generate_key, list_keys, load_private_key
@@ -36,10 +37,6 @@ from fedseed.recipe import (
     recipe_from_dict,
 )
 
-# A test module elsewhere may run `from conftest import ASSETS`; once this conftest
-# is loaded it answers to that name too, so it offers the same constants.
-ROOT = Path(__file__).resolve().parents[2]
-ASSETS = ROOT / "tests" / "assets"
 KEY_NAMES = ("alice", "bob", "mallory")
 
 
