@@ -94,14 +94,24 @@ def seal(recipe: Recipe, key: Ed25519PrivateKey, trust: TrustStore) -> VerifiedR
     return verify_envelope(envelope, trust, role="server", source="meta-recipe")
 
 
+#: Clients that share one configuration in a round. One client's validation metric on
+#: a few local examples is noise; the mean over a handful of clients is evidence.
+CLIENTS_PER_CONFIG = 4
+
+
 def plan_round(meta: Recipe, node_ids: Sequence[int], fraction: float, min_nodes: int,
                rng: random.Random) -> list[tuple[int, dict[str, Scalar]]]:
-    """Sample ``max(min_nodes, fraction * n)`` nodes and draw one assignment for each."""
+    """Sample ``max(min_nodes, fraction * n)`` nodes; draw about one configuration per
+    :data:`CLIENTS_PER_CONFIG` of them from the search space and deal them out."""
     nodes = sorted(node_ids)
     count = min(len(nodes), max(min_nodes, round(fraction * len(nodes))))
     chosen = rng.sample(nodes, count)
     space = meta.search_space
-    return [(node, sample_assignment(space, rng) if space else {}) for node in chosen]
+    if space is None:
+        return [(node, {}) for node in chosen]
+    configs = [sample_assignment(space, rng)
+               for _ in range(max(1, count // CLIENTS_PER_CONFIG))]
+    return [(node, dict(configs[i % len(configs)])) for i, node in enumerate(chosen)]
 
 
 def judge_reply(

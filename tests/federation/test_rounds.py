@@ -35,6 +35,9 @@ def test_plan_samples_fraction_with_a_minimum_and_draws_from_the_space(world):
 
     assert len(plan) == 3 and len(small) == 2
     assert len({node for node, _ in plan}) == 3
+    assert len({a["optimizer.lr"] for _, a in plan}) == 1  # 3 clients share one configuration
+    many = plan_round(state.meta.recipe, range(100), 0.5, 2, random.Random(0))
+    assert len({a["optimizer.lr"] for _, a in many}) == 12
     lrs = [a["optimizer.lr"] for _, a in plan]
     assert all(1e-4 <= lr <= 3e-2 for lr in lrs)
 
