@@ -239,7 +239,7 @@ def _plot(path: Path, overhead: list[dict[str, Any]], memory: list[dict[str, Any
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fedseed._internal.atomic import atomic_path
+    from fedseed.bench.report import save_figure
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     names = [o["recipe"] for o in overhead]
@@ -255,8 +255,4 @@ def _plot(path: Path, overhead: list[dict[str, Any]], memory: list[dict[str, Any
     right.set_ylabel("peak RSS (MiB)")
     right.set_title("peak memory of personalize")
     right.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -121,7 +121,7 @@ def _plot(path: Path, verify: dict[str, Any], publish: dict[str, Any]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fedseed._internal.atomic import atomic_path
+    from fedseed.bench.report import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
     labels = ["verify / 5,000 per s", "publish / 300 per s"]
@@ -131,8 +131,4 @@ def _plot(path: Path, verify: dict[str, Any], publish: dict[str, Any]) -> Path:
     ax.set_xlabel("measured rate / target rate")
     ax.set_title("provenance throughput")
     ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -32,3 +32,16 @@ def write_results(out_dir: Path, stem: str, payload: dict[str, Any], markdown: s
     atomic_write_bytes(json_path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
     atomic_write_bytes(md_path, markdown.encode())
     return [json_path, md_path]
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write a matplotlib figure as PNG, atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    from fedseed._internal.atomic import atomic_path
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return path

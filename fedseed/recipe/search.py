@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 from pydantic import Discriminator, Field, model_validator
 
@@ -21,17 +21,6 @@ if TYPE_CHECKING:
     from fedseed.recipe.model import Recipe
 
 #: Recipe fields a search space (or ``--set``) may change.
-SEARCHABLE_PATHS: tuple[str, ...] = (
-    "optimizer.lr",
-    "optimizer.weight_decay",
-    "optimizer.momentum",
-    "schedule.name",
-    "schedule.warmup_steps",
-    "budget.batch_size",
-    "budget.max_steps",
-    "budget.grad_clip",
-    "budget.eval_every",
-)
 SearchPath = Literal[
     "optimizer.lr",
     "optimizer.weight_decay",
@@ -43,6 +32,7 @@ SearchPath = Literal[
     "budget.grad_clip",
     "budget.eval_every",
 ]
+SEARCHABLE_PATHS: tuple[str, ...] = get_args(SearchPath)
 Scalar = int | float | str | bool | None
 Bound = Annotated[float, Field(ge=-1e9, le=1e9)]
 
