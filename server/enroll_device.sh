@@ -16,7 +16,7 @@
 set -euo pipefail
 
 if [[ $# -lt 3 ]]; then
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0" >&2
     exit 2
 fi
 name="$1" supernode_pub="$2" recipe_pub="$3"

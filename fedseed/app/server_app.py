@@ -37,7 +37,7 @@ from fedseed.federation.server import (
     summarize,
 )
 from fedseed.meta import AggregatorState, get_aggregator
-from fedseed.provenance.keys import generate_key, load_private_key, public_pem
+from fedseed.provenance.keys import generate_key, key_id, load_private_key, public_pem
 from fedseed.provenance.trust import load_trust, save_trust
 from fedseed.recipe import Lineage, apply_assignment, recipe_digest, resolve_recipe
 from fedseed.registry.client import open_registry
@@ -70,10 +70,16 @@ def _server_key(cfg: FederationConfig):  # type: ignore[no-untyped-def]
             raise
         generate_key(cfg.server_key)
         key, _ = load_private_key(cfg.server_key)
+    trust = load_trust()
     if cfg.auto_keys:
-        trust = load_trust()
         trust, _ = trust.add(public_pem(key.public_key()), "server", cfg.server_key)
         save_trust(trust)
+    elif key_id(key.public_key()) not in trust.public_keys("server"):
+        # Clients would refuse every meta-recipe; say so before the first round.
+        raise SignatureError(
+            f"server key '{cfg.server_key}' is not trusted as server in this trust store; "
+            f"run `fedseed keys export {cfg.server_key} > server.pub && fedseed trust add "
+            "server.pub --role server` (and give server.pub to the devices)")
     return key
 
 

@@ -12,7 +12,16 @@ import sys
 
 import typer
 
-from fedseed.cli import bench, commands, keys, recipe, registry, signing, simulate  # noqa: F401
+from fedseed.cli import (  # noqa: F401
+    bench,
+    commands,
+    deploy,
+    keys,
+    recipe,
+    registry,
+    signing,
+    simulate,
+)
 
 app = typer.Typer(
     name="fedseed",
@@ -25,6 +34,7 @@ app.add_typer(recipe.app, name="recipe")
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(keys.trust_app, name="trust")
 app.add_typer(registry.app, name="registry")
+app.add_typer(deploy.app, name="deploy")
 app.add_typer(bench.app, name="bench")
 app.command("assemble")(commands.assemble_cmd)
 app.command("personalize")(commands.personalize_cmd)

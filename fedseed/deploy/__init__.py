@@ -1,5 +1,7 @@
-"""Deployment helpers: TLS certificates, SuperNode authentication keys and ``flwr``
-CLI connections for running fedseed on a real SuperLink and SuperNodes.
+"""Deployment helpers: TLS certificates (:mod:`~fedseed.deploy.certs`), SuperNode
+authentication keys (:mod:`~fedseed.deploy.supernode_keys`) and ``flwr`` CLI
+connections (:mod:`~fedseed.deploy.connection`) for running fedseed on a real SuperLink
+and SuperNodes.
 
 See ``docs/deployment.md`` for the walk-through. Nothing here imports Flower.
 """
@@ -7,17 +9,19 @@ See ``docs/deployment.md`` for the walk-through. Nothing here imports Flower.
 from __future__ import annotations
 
 from fedseed.deploy.certs import (
-    SuperNodeKeyFiles,
     TlsFiles,
-    generate_supernode_key,
     generate_tls,
     make_ca,
     make_server_certificate,
-    make_supernode_keypair,
     server_hosts,
-    supernode_fingerprint,
 )
 from fedseed.deploy.connection import Connection, add_connection, flwr_home, make_connection
+from fedseed.deploy.supernode_keys import (
+    SuperNodeKeyFiles,
+    generate_supernode_key,
+    make_supernode_keypair,
+    supernode_fingerprint,
+)
 
 __all__ = [
     "Connection",

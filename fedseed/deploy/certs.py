@@ -1,9 +1,8 @@
-"""TLS certificates and SuperNode authentication keys for a Flower deployment.
+"""TLS certificates for a Flower deployment.
 
-For local use and pilots: a self-signed certificate authority (CA), a SuperLink
-server certificate it signs, and per-device SuperNode authentication key pairs.
-Production deployments should take the server certificate from their own CA; the
-SuperNode keys are the same either way.
+For local use and pilots: a self-signed certificate authority (CA) and a SuperLink
+server certificate it signs. Production deployments can take the server certificate
+from their own CA instead.
 
 - The CA (``ca.crt``) is what every SuperNode and ``flwr`` CLI is given to check the
   SuperLink's identity (``--root-certificates``, connection ``root-certificates``).
@@ -12,9 +11,9 @@ SuperNode keys are the same either way.
   names as subject alternative names (RFC 5280, section 4.2.1.6). ``127.0.0.1`` and
   ``localhost`` are always included: the SuperLink's own SuperExec reaches the
   Runtime API on the loopback address with the same certificate.
-- A SuperNode key is an ECDSA P-384 key pair in OpenSSH format, as
-  ``ssh-keygen -t ecdsa -b 384`` makes it. The public half is registered with
-  ``flwr supernode register``; the private half never leaves the device.
+
+SuperNode authentication keys are made by :mod:`fedseed.deploy.supernode_keys`
+(re-exported here).
 
 Every private key is written with mode 0600, atomically; nothing is overwritten
 unless asked.
@@ -30,7 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fedseed.errors import OutputError, SignatureError
+from fedseed.deploy._files import prepare_outputs, write_output
+from fedseed.deploy.supernode_keys import (  # re-exported: one module for all key material
+    SuperNodeKeyFiles,
+    generate_supernode_key,
+    make_supernode_keypair,
+    supernode_fingerprint,
+)
+from fedseed.errors import OutputError
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -42,7 +48,6 @@ LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost")
 CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY = "ca.crt", "ca.key", "server.pem", "server.key"
 
 _DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -54,15 +59,6 @@ class TlsFiles:
     server_cert: Path
     server_key: Path
     hosts: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SuperNodeKeyFiles:
-    """Where :func:`generate_supernode_key` wrote a SuperNode key pair."""
-
-    private_key: Path
-    public_key: Path
-    fingerprint: str
 
 
 def server_hosts(extra: Iterable[str] = ()) -> tuple[str, ...]:
@@ -249,109 +245,15 @@ def generate_tls(out: Path, hosts: Iterable[str] = (), *, days: int = 365,
 
     names = server_hosts(hosts)
     files = TlsFiles(out / CA_CERT, out / CA_KEY, out / SERVER_CERT, out / SERVER_KEY, names)
-    _prepare(out, [files.ca_cert, files.ca_key, files.server_cert, files.server_key],
-             overwrite)
+    prepare_outputs(out, [files.ca_cert, files.ca_key, files.server_cert, files.server_key],
+                    overwrite)
     ca_key, ca_cert = make_ca(days=days)
     server_key, server_cert = make_server_certificate(ca_key, ca_cert, names, days)
-    _write(files.ca_key, _pkcs8_pem(ca_key), private=True)
-    _write(files.server_key, _pkcs8_pem(server_key), private=True)
-    _write(files.ca_cert, ca_cert.public_bytes(Encoding.PEM))
-    _write(files.server_cert, server_cert.public_bytes(Encoding.PEM))
+    write_output(files.ca_key, _pkcs8_pem(ca_key), private=True)
+    write_output(files.server_key, _pkcs8_pem(server_key), private=True)
+    write_output(files.ca_cert, ca_cert.public_bytes(Encoding.PEM))
+    write_output(files.server_cert, server_cert.public_bytes(Encoding.PEM))
     return files
-
-
-def make_supernode_keypair(comment: str = "") -> tuple[bytes, bytes]:
-    """A SuperNode authentication key pair, as ``ssh-keygen -t ecdsa -b 384`` makes it.
-
-    Parameters
-    ----------
-    comment : str
-        Appended to the public key line (ssh-keygen puts ``user@host`` there).
-
-    Returns
-    -------
-    tuple[bytes, bytes]
-        The private key (``-----BEGIN OPENSSH PRIVATE KEY-----``, unencrypted: the
-        SuperNode reads it without a passphrase) and the public key line
-        (``ecdsa-sha2-nistp384 AAAA... comment``), newline-terminated.
-    """
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import (
-        Encoding,
-        NoEncryption,
-        PrivateFormat,
-        PublicFormat,
-    )
-
-    if any(c in comment for c in "\r\n"):
-        raise SignatureError("a SuperNode key comment must be one line")
-    key = ec.generate_private_key(ec.SECP384R1())
-    private = key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption())
-    public = key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH)
-    return private, public + (f" {comment}".encode() if comment else b"") + b"\n"
-
-
-def supernode_fingerprint(public_line: bytes) -> str:
-    """``SHA256:<base64>`` of an OpenSSH public key, as ``ssh-keygen -lf`` prints it.
-
-    Raises
-    ------
-    SignatureError
-        The line is not an OpenSSH ECDSA public key.
-    """
-    import base64
-    import binascii
-    import hashlib
-
-    from cryptography.exceptions import UnsupportedAlgorithm
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import load_ssh_public_key
-
-    try:
-        key = load_ssh_public_key(public_line)
-        blob = base64.b64decode(public_line.split()[1], validate=True)
-    except (ValueError, IndexError, UnsupportedAlgorithm, binascii.Error) as e:
-        raise SignatureError("SuperNode public key: not an OpenSSH public key line") from e
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise SignatureError("SuperNode public key: not an ECDSA key")
-    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-    return f"SHA256:{digest}"
-
-
-def generate_supernode_key(name: str, out: Path, *, overwrite: bool = False
-                           ) -> SuperNodeKeyFiles:
-    """Write a SuperNode key pair as ``out/NAME`` (private) and ``out/NAME.pub``.
-
-    Parameters
-    ----------
-    name : str
-        File name of the private key: letters, digits, ``.``, ``_``, ``-``.
-    out : Path
-        Folder to write into; made (mode 0700) if missing.
-    overwrite : bool
-        Replace an existing pair instead of refusing.
-
-    Returns
-    -------
-    SuperNodeKeyFiles
-        The paths written and the public key's fingerprint.
-
-    Raises
-    ------
-    OutputError
-        A file exists and ``overwrite`` is not set, or ``out`` cannot be made.
-    SignatureError
-        ``name`` is not a valid key name.
-    """
-    if not _KEY_NAME.match(name) or name.endswith(".pub"):
-        raise SignatureError(f"key name '{name}' must be 1-64 letters, digits, '.', '_' "
-                             "or '-', not ending in .pub")
-    private_path, public_path = out / name, out / f"{name}.pub"
-    _prepare(out, [private_path, public_path], overwrite)
-    private, public = make_supernode_keypair(comment=name)
-    _write(private_path, private, private=True)
-    _write(public_path, public)
-    return SuperNodeKeyFiles(private_path, public_path, supernode_fingerprint(public))
 
 
 def _pkcs8_pem(key: EllipticCurvePrivateKey) -> bytes:
@@ -362,26 +264,6 @@ def _pkcs8_pem(key: EllipticCurvePrivateKey) -> bytes:
     )
 
     return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-
-
-def _prepare(out: Path, paths: Sequence[Path], overwrite: bool) -> None:
-    """Make ``out`` (0700) if missing; refuse existing ``paths`` unless ``overwrite``."""
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as e:
-        raise OutputError(f"{out}: cannot make folder ({e.strerror})") from e
-    existing = [p for p in paths if p.exists()]
-    if existing and not overwrite:
-        raise OutputError(f"{existing[0]}: exists; choose another --out or pass --force")
-
-
-def _write(path: Path, data: bytes, *, private: bool = False) -> None:
-    from fedseed._internal.atomic import atomic_path
-
-    with atomic_path(path, private=private) as tmp:
-        tmp.write_bytes(data)
 
 
 __all__ = [

@@ -4,36 +4,14 @@ in server/ and clients/, each process stopped by its own PID when the test ends.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-CONNECTION = "fedseed-test"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    """This environment, with the venv first on PATH, no network calls from Flower and
-    no per-run dependency installation."""
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
-            "FLWR_DISABLE_UPDATE_CHECK": "1", "FLWR_TELEMETRY_ENABLED": "0", **extra}
+from support import ROOT
 
 
 @dataclass
@@ -95,55 +73,6 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
         yield procs
     finally:
         procs.stop_all()
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 40.0) -> None:
-    """Return once ``port`` accepts connections; fail if ``proc`` dies first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"process exited with {proc.returncode}"
-        with socket.socket() as s:
-            s.settimeout(1.0)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"nothing listens on port {port} after {timeout:.0f}s")
-
-
-def flwr(*args: str, env: dict[str, str], timeout: float = 60.0
-         ) -> subprocess.CompletedProcess[str]:
-    """Run the ``flwr`` CLI from the repository root."""
-    return subprocess.run([str(BIN / "flwr"), *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def supernodes(env: dict[str, str]) -> dict[int, str]:
-    """Node id -> status, as ``flwr supernode list`` reports them."""
-    done = flwr("supernode", "list", CONNECTION, "--format", "json", env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    listed = json.loads(done.stdout[done.stdout.index("{"):])
-    return {int(n["node-id"]): n["status"] for n in listed["nodes"]}
-
-
-def register(public_key: Path, name: str, env: dict[str, str]) -> int:
-    """Register a SuperNode public key; its node id."""
-    before = set(supernodes(env))
-    done = flwr("supernode", "register", str(public_key), CONNECTION, "--name", name, env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    (node,) = set(supernodes(env)) - before
-    return node
-
-
-def wait_online(nodes: set[int], env: dict[str, str], timeout: float = 40.0) -> None:
-    """Return once every node in ``nodes`` is online."""
-    deadline = time.monotonic() + timeout
-    status: dict[int, str] = {}
-    while time.monotonic() < deadline:
-        status = supernodes(env)
-        if all(status.get(n) == "online" for n in nodes):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"SuperNodes not online after {timeout:.0f}s: {status}")
 
 
 @pytest.fixture

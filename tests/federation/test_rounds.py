@@ -177,3 +177,14 @@ def test_best_aggregator_keeps_the_best_configuration_and_links_every_reply(
     space = meta.search_space.params["optimizer.lr"]
     assert space.low <= meta.optimizer.lr <= space.high
     assert space.high / space.low < 3e-2 / 1e-4  # narrowed
+
+
+def test_server_without_its_own_key_trusted_as_server_fails_before_round_one():
+    from fedseed.app.server_app import _server_key
+    from fedseed.errors import SignatureError
+    from fedseed.federation.config import FederationConfig
+
+    generate_key("server")
+
+    with pytest.raises(SignatureError, match="not trusted as server"):
+        _server_key(FederationConfig(auto_keys=False))
