@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 
-from flwr.app import ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 
+from fedseed.app.wire import bytes_field, metric_record, record
 from fedseed.errors import FedseedError
 from fedseed.federation import protocol
 from fedseed.federation.client import (
@@ -51,9 +52,9 @@ def _refuse(msg: Message, code: int, error: FedseedError) -> Message:
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """One round: verify, train the assigned configuration, sign the client recipe."""
-    values = msg.content.config_records[protocol.RECORD]
+    values = record(msg)
     try:
-        meta = verify_meta(bytes(values[protocol.META]), load_trust())
+        meta = verify_meta(bytes_field(values, protocol.META), load_trust())
     except FedseedError as e:
         return _refuse(msg, REFUSED, e)
     try:
@@ -66,7 +67,7 @@ def train(msg: Message, context: Context) -> Message:
     content = RecordDict({
         protocol.RECORD: ConfigRecord({protocol.RECIPE: envelope,
                                        protocol.PUBKEY: identity.pubkey_pem}),
-        protocol.METRICS: MetricRecord(metrics),
+        protocol.METRICS: metric_record(metrics),
     })
     return Message(content, reply_to=msg)
 
@@ -74,11 +75,11 @@ def train(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """Final personalization: from the last meta-recipe and from the round-0 recipe."""
-    values = msg.content.config_records[protocol.RECORD]
+    values = record(msg)
     try:
         trust = load_trust()
-        meta = verify_meta(bytes(values[protocol.META]), trust)
-        baseline = verify_meta(bytes(values[protocol.BASELINE]), trust)
+        meta = verify_meta(bytes_field(values, protocol.META), trust)
+        baseline = verify_meta(bytes_field(values, protocol.BASELINE), trust)
     except FedseedError as e:
         return _refuse(msg, REFUSED, e)
     try:
@@ -86,4 +87,4 @@ def evaluate(msg: Message, context: Context) -> Message:
         metrics = final_round(meta, baseline, examples, weights_path_for(context.node_id))
     except FedseedError as e:
         return _refuse(msg, FAILED, e)
-    return Message(RecordDict({protocol.METRICS: MetricRecord(metrics)}), reply_to=msg)
+    return Message(RecordDict({protocol.METRICS: metric_record(metrics)}), reply_to=msg)

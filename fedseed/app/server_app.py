@@ -21,7 +21,7 @@ from flwr.app import Context
 from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
 
-from fedseed.app.wire import array_records, instruction, payload_bytes, record
+from fedseed.app.wire import array_records, bytes_field, instruction, payload_bytes, record
 from fedseed.errors import AggregationError, FedseedError
 from fedseed.federation import protocol
 from fedseed.federation.config import FederationConfig
@@ -126,21 +126,22 @@ def run_federation(grid: Grid, cfg: FederationConfig, run_id: int = 0,
         # Inspect every message of the round, both ways: weights never cross the wire.
         arrays = sum(array_records(m) for m in [*messages, *replies])
         failures: Counter[str] = Counter()
-        judged, seen, bytes_up = [], set(), 0
+        judged: list[Any] = []
+        seen: set[str] = set()
+        bytes_up = 0
         received: dict[str, tuple[bytes, bytes, int]] = {}
         for reply in replies:
             node = reply.metadata.src_node_id
             if reply.has_error():
                 failures["client error"] += 1
                 continue
-            try:
-                bytes_up += payload_bytes(reply)
-            except AssertionError:
-                failures["weights on the wire"] += 1
+            if array_records(reply):
+                failures["weights on the wire"] += 1  # never aggregated, only counted
                 continue
+            bytes_up += payload_bytes(reply)
             values = record(reply)
-            envelope = bytes(values.get(protocol.RECIPE, b""))
-            pubkey = bytes(values.get(protocol.PUBKEY, b""))
+            envelope = bytes_field(values, protocol.RECIPE)
+            pubkey = bytes_field(values, protocol.PUBKEY)
             verdict = judge_reply(node, envelope, pubkey, assignments.get(node, {}), state,
                                   trust, cfg.client_trust, seen)
             judged.append(verdict)
@@ -250,7 +251,7 @@ def _final(grid: Grid, cfg: FederationConfig, state: ServerState, emit: Event
     rows = [r.content.metric_records[protocol.METRICS] for r in replies
             if not r.has_error() and protocol.METRICS in r.content.metric_records]
     per_client = sorted(({"node": r.metadata.src_node_id,
-                          **{k: float(v) for k, v in
+                          **{k: float(v) for k, v in  # type: ignore[arg-type]
                              r.content.metric_records[protocol.METRICS].items()}}
                          for r in replies if not r.has_error()
                          and protocol.METRICS in r.content.metric_records),
@@ -258,7 +259,7 @@ def _final(grid: Grid, cfg: FederationConfig, state: ServerState, emit: Event
     out: dict[str, Any] = {"clients": len(nodes), "reported": len(rows),
                            "per_client": per_client}
     for name in ("test-metric-meta", "test-metric-baseline", "steps-meta", "steps-baseline"):
-        values = sorted(float(row[name]) for row in rows)
+        values = sorted(float(row[name]) for row in rows)  # type: ignore[arg-type]
         if values:
             out[name] = {"mean": sum(values) / len(values), "p10": percentile(values, 10)}
     emit("final", out)

@@ -21,15 +21,10 @@ def array_records(message: Message) -> int:
 
 
 def payload_bytes(message: Message) -> int:
-    """Bytes of record content a message carries (bytes and text fields, 8 per number).
-
-    Raises if the message holds any ArrayRecord: weights never cross the wire.
-    """
+    """Bytes of record content a message carries (bytes and text fields, 8 per number)."""
     if not message.has_content():
         return 0
     content = message.content
-    if len(content.array_records):
-        raise AssertionError("a fedseed message holds an ArrayRecord: weights on the wire")
     total = 0
     for record in list(content.config_records.values()) + list(content.metric_records.values()):
         for key, value in record.items():
@@ -43,3 +38,17 @@ def payload_bytes(message: Message) -> int:
 def record(message: Message) -> ConfigRecord:
     """The fedseed ConfigRecord of a message (empty if absent)."""
     return message.content.config_records.get(protocol.RECORD, ConfigRecord())
+
+
+def bytes_field(values: ConfigRecord, key: str) -> bytes:
+    """A bytes field of a ConfigRecord; empty when absent or of another type (the
+    receiver then rejects the message as malformed rather than crashing)."""
+    value = values.get(key, b"")
+    return bytes(value) if isinstance(value, bytes) else b""
+
+
+def metric_record(metrics: dict[str, float]) -> Any:
+    """A MetricRecord of plain floats."""
+    from flwr.app import MetricRecord
+
+    return MetricRecord(dict(metrics))  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -143,7 +144,7 @@ def _print_meta_chain(ref: str, registry_path: Path) -> None:
     from fedseed.registry.client import open_registry
 
     trust = load_trust()
-    node = lineage_tree(open_registry(str(registry_path), trust), ref, trust)
+    node: Any = lineage_tree(open_registry(str(registry_path), trust), ref, trust)
     issues = problems(node)
     status = "; ".join(issues) if issues else "every signature verified"
     console.out(f"lineage of {ref} ({status}):", highlight=False)

@@ -111,6 +111,7 @@ def train_round(meta: VerifiedRecipe, assignment_json: str, examples: Examples,
     envelope = sign_envelope(Envelope(payload=canonical_bytes(child)), identity.key,
                              identity.keyid)
     ev = child.evidence
+    assert ev is not None
     metrics = {"num-examples": float(ev.num_examples.train), "val-metric": ev.final.val_metric,
                "steps": float(ev.steps), "train-seconds": ev.wall_seconds}
     return envelope.to_json(), metrics

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from fedseed.errors import AggregationError
 from fedseed.meta.base import AggregatorState, ClientReply
@@ -33,16 +34,21 @@ def score_assignments(replies: Sequence[ClientReply], higher_is_better: bool
     scored = []
     for members in groups.values():
         total = sum(max(1, r.weight) for r in members)
-        metric = sum(max(1, r.weight) * r.recipe.evidence.final.val_metric  # type: ignore[union-attr]
-                     for r in members) / total
+        metric = sum(max(1, r.weight) * _val_metric(r) for r in members) / total
         scored.append((metric, dict(members[0].assignment), len(members)))
     scored.sort(key=lambda item: item[0], reverse=higher_is_better)
     return scored
 
 
+def _val_metric(reply: ClientReply) -> float:
+    evidence = reply.recipe.evidence
+    assert evidence is not None  # the server rejects replies without evidence
+    return evidence.final.val_metric
+
+
 def narrow(space: SearchSpace, center: dict[str, Scalar]) -> SearchSpace:
     """Halve every range of ``space`` around ``center``, within the old bounds."""
-    params = {}
+    params: dict[str, Any] = {}
     for path, dist in space.params.items():
         value = center.get(path)
         if isinstance(dist, LogUniform) and isinstance(value, (int, float)) and value > 0:
@@ -60,7 +66,7 @@ def narrow(space: SearchSpace, center: dict[str, Scalar]) -> SearchSpace:
             params[path] = dist.model_copy(update={"values": keep})
         else:
             params[path] = dist
-    return SearchSpace(params=params)
+    return SearchSpace.model_validate({"params": params})
 
 
 class Best:

@@ -139,8 +139,8 @@ def _check(path: str, dist: LogUniform | Uniform | Choice) -> str | None:
         for value in dist.values:
             if value is None and kind == "float-or-null":
                 continue
-            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not numeric or (kind == "int" and not isinstance(value, int)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or (
+                    kind == "int" and not isinstance(value, int)):
                 return f"value {value!r} is not {'an integer' if kind == 'int' else 'a number'}"
             if not low <= value <= high:
                 return f"value {value!r} is outside {_shown(low, high)}"
