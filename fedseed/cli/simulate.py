@@ -76,13 +76,15 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
     wall = time.monotonic() - started
     table = Table(title=f"rounds (validation {cfg_metric(recipe)} of accepted client recipes)")
     for column in ("round", "sampled", "accepted", "rejected", "val mean", "val p10",
-                   "bytes down", "bytes up", "seconds"):
+                   "bytes down/client", "bytes up/client", "seconds"):
         table.add_column(column, justify="right", no_wrap=True)
     for r in result.rounds:
         rejected = ", ".join(f"{k} {v}" for k, v in r.rejected.items()) or "0"
         table.add_row(str(r.round), str(r.sampled), str(r.accepted), rejected,
-                      _fmt(r.val_mean), _fmt(r.val_p10), f"{r.bytes_down:,}",
-                      f"{r.bytes_up:,}", f"{r.seconds:.1f}")
+                      _fmt(r.val_mean), _fmt(r.val_p10),
+                      f"{r.bytes_down / max(1, r.sampled):,.0f}",
+                      f"{r.bytes_up / max(1, r.accepted + sum(r.rejected.values())):,.0f}",
+                      f"{r.seconds:.1f}")
     console.print(table)
     if result.final:
         f = result.final
