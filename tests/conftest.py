@@ -3,6 +3,7 @@ session, and every command runs as a user runs it (a real subprocess)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from fedseed.recipe import canonical_dict, load_builtin
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -44,3 +47,18 @@ def fedseed(tmp_path: Path):
         return Run(done.returncode, done.stdout, done.stderr)
 
     return run
+
+
+@pytest.fixture
+def quick_recipe(tmp_path):
+    """digits-mlp with a small budget and search space, so federation rounds take seconds."""
+    data = canonical_dict(load_builtin("digits-mlp"))
+    data["name"] = "digits-quick"
+    data["budget"] = {**data["budget"], "max_steps": 20, "eval_every": 10}
+    data["search_space"] = {"params": {
+        "optimizer.lr": {"kind": "log_uniform", "low": 0.001, "high": 0.05},
+        "budget.max_steps": {"kind": "choice", "values": [10, 20]},
+    }}
+    path = tmp_path / "digits-quick.json"
+    path.write_text(json.dumps(data))
+    return path

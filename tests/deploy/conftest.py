@@ -3,7 +3,6 @@ in server/ and clients/, each process stopped by its own PID when the test ends.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -73,20 +72,3 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
         yield procs
     finally:
         procs.stop_all()
-
-
-@pytest.fixture
-def quick_recipe(tmp_path: Path) -> Path:
-    """digits-mlp with a small budget and search space, so rounds take seconds."""
-    from fedseed.recipe import canonical_dict, load_builtin
-
-    data = canonical_dict(load_builtin("digits-mlp"))
-    data["name"] = "digits-quick"
-    data["budget"] = {**data["budget"], "max_steps": 20, "eval_every": 10}
-    data["search_space"] = {"params": {
-        "optimizer.lr": {"kind": "log_uniform", "low": 0.001, "high": 0.05},
-        "budget.max_steps": {"kind": "choice", "values": [10, 20]},
-    }}
-    path = tmp_path / "digits-quick.json"
-    path.write_text(json.dumps(data))
-    return path
