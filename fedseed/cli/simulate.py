@@ -50,9 +50,11 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
     from rich.progress import Progress
     from rich.table import Table
 
+    from fedseed.data.partition import check_partitioner
     from fedseed.errors import FedseedError
     from fedseed.federation.config import FederationConfig
 
+    check_partitioner(dataset, partitioner)
     if resume and (home is None or not (home / "registry").is_dir()):
         raise FedseedError("--resume needs --home pointing at an earlier run's folder")
     home = (home or Path("runs") / time.strftime("simulate-%Y%m%d-%H%M%S")).resolve()

@@ -15,6 +15,19 @@ from fedseed.errors import DataError
 
 Partitioner = Literal["iid", "dirichlet"]
 
+#: Built-in data sets with a natural partition (one user per natural id); none yet:
+#: digits and toy-text carry no user or writer ids.
+NATURAL_IDS: dict[str, str] = {}
+
+
+def check_partitioner(dataset: str, partitioner: str) -> None:
+    """Refuse a partitioner the data set cannot support, before any node starts."""
+    if partitioner not in ("iid", "dirichlet", "natural"):
+        raise DataError(f"partitioner '{partitioner}' is not iid, dirichlet or natural")
+    if partitioner == "natural" and dataset not in NATURAL_IDS:
+        raise DataError(f"dataset '{dataset}' has no natural partition (no user or writer "
+                        "id column); use --partitioner iid or dirichlet")
+
 
 def partition(
     examples: Examples,

@@ -63,14 +63,15 @@ def verify_meta(meta_bytes: bytes, trust: TrustStore) -> VerifiedRecipe:
 def _partitions(dataset: str, num_partitions: int, partitioner: str, alpha: float,
                 seed: int) -> tuple[Examples, ...]:
     from fedseed.data.builtin import BUILTIN_DATASETS, load_builtin_dataset
-    from fedseed.data.partition import partition
+    from fedseed.data.partition import check_partitioner, partition
 
     if dataset not in BUILTIN_DATASETS:
         raise DataError(f"dataset '{dataset}' is not built in; simulated nodes partition "
                         f"{', '.join(BUILTIN_DATASETS)}, devices set node config 'data'")
-    kind = "iid" if partitioner == "natural" else partitioner
+    check_partitioner(dataset, partitioner)
     return tuple(partition(load_builtin_dataset(dataset), num_partitions,
-                           partitioner=kind, alpha=alpha, seed=seed))  # type: ignore[arg-type]
+                           partitioner=partitioner, alpha=alpha,  # type: ignore[arg-type]
+                           seed=seed))
 
 
 def node_examples(node_config: Mapping[str, Any], run_config: Mapping[str, Any],

@@ -82,3 +82,9 @@ def test_resume_without_an_earlier_run_is_bad_input(fedseed, tmp_path):
     run = fedseed("simulate", "--resume", "--home", str(tmp_path / "nothing"))
 
     assert run.code == 2 and "--resume needs --home" in run.err
+
+
+def test_natural_partitioning_of_a_set_without_user_ids_is_bad_input(fedseed, tmp_path):
+    run = fedseed("simulate", "--partitioner", "natural", "--home", str(tmp_path / "h"))
+
+    assert run.code == 2 and "has no natural partition" in run.err
