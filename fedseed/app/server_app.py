@@ -153,9 +153,15 @@ def run_federation(grid: Grid, cfg: FederationConfig, run_id: int = 0,
         state = bind_keys(state, judged)
         trust = _remember_clients(trust, received, cfg)
         _publish_clients(registry_trust, received, cfg, meta_name)
+        sealed = None
         if len(accepted) >= max(1, cfg.min_replies):
-            next_recipe, agg = aggregate(state.meta.recipe, accepted, state.aggregator)
-            sealed = seal(next_recipe, key, trust)
+            try:
+                next_recipe, agg = aggregate(state.meta.recipe, accepted, state.aggregator)
+                sealed = seal(next_recipe, key, trust)
+            except FedseedError as e:  # a round's evidence must not end the federation
+                log(WARNING, "round %d: aggregation failed (%s); keeping the meta-recipe",
+                    round_, e.diagnostics())
+        if sealed is not None:
             registry.publish(sealed.envelope, name=meta_name, tag=f"round-{round_}")
             registry.publish(sealed.envelope, name=meta_name, tag="latest")
             state = replace(state, meta=sealed, aggregator=agg)
@@ -186,7 +192,10 @@ def _remember_clients(trust: Any, received: dict[str, tuple[bytes, bytes, int]],
         return trust
     current = load_trust()
     for _, pubkey, node in received.values():
-        current, _ = current.add(pubkey, "client", f"node-{node}")
+        try:
+            current, _ = current.add(pubkey, "client", f"node-{node}")
+        except FedseedError as e:  # judge_reply refuses revoked keys; never crash here
+            log(WARNING, "node %s key not remembered: %s", node, e.diagnostics())
     save_trust(current)
     return current
 
@@ -219,6 +228,13 @@ def _initial_state(cfg: FederationConfig, key: Any, trust: Any, registry: Any) -
         named = apply_assignment(named, {"budget.max_steps": cfg.max_steps,
                                          "budget.eval_every": min(named.budget.eval_every,
                                                                   cfg.max_steps)})
+        space = named.search_space
+        if space is not None:
+            # The override is the budget: no assignment may explore past it.
+            kept = {p: d for p, d in space.params.items()
+                    if p not in ("budget.max_steps", "budget.eval_every")}
+            named = named.model_copy(update={"search_space": space.model_copy(
+                update={"params": kept}) if kept else None})
     if cfg.resume:
         try:
             last = verify_envelope(registry.fetch(f"{named.name}-meta:latest"), trust,

@@ -76,10 +76,35 @@ class FederationConfig:
             if key not in known:
                 raise FedseedError(f"run config: unknown key '{key}' (known: "
                                    f"{', '.join(sorted(known))})")
-            field = known[key]
-            kind = {"int": int, "float": float, "bool": bool}.get(str(field.type), str)
-            try:
-                values[field.name] = kind(value)
-            except (TypeError, ValueError) as e:
-                raise FedseedError(f"run config: {key} = {value!r} is not {kind.__name__}") from e
+            values[known[key].name] = _coerce(key, value, str(known[key].type))
         return cls(**values)
+
+
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+def _coerce(key: str, value: Any, kind: str) -> Any:
+    """A run-config value as its field's type; anything ambiguous is refused."""
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE | _FALSE:
+            return text in _TRUE
+    elif kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif kind == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    else:
+        return str(value)
+    raise FedseedError(f"run config: {key} = {value!r} is not a valid {kind}")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from fedseed.errors import FedseedError, VerificationError
 from fedseed.meta.base import AggregatorState, ClientReply, sample_assignment
 from fedseed.provenance.envelope import Envelope, sign_envelope
-from fedseed.provenance.keys import key_id, load_public_pem
+from fedseed.provenance.keys import key_id, load_public_pem, public_pem
 from fedseed.provenance.trust import TrustStore
 from fedseed.provenance.verify import VerifiedRecipe, verify_envelope
 from fedseed.recipe.codec import canonical_bytes
@@ -45,6 +45,7 @@ class ServerState:
     baseline: VerifiedRecipe
     aggregator: AggregatorState = AggregatorState()
     bindings: Mapping[int, str] = field(default_factory=dict)  # node id -> key id (tofu)
+    accepted: frozenset[str] = frozenset()  # every client recipe accepted so far
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,10 @@ def judge_reply(
     ``store``: signed by a key trusted for the ``client`` role. ``tofu``: signed by
     the key this node used before, or, on first sight, by the key it presents.
     Its parent must be this round's meta-recipe (an older parent is a replay), it
-    must carry evidence, and the same client recipe is counted once.
+    must carry evidence, it must have run exactly the assigned configuration, its
+    signed bytes must be canonical and name their signer as producer (so the same
+    recipe cannot be re-encoded and counted twice), and a client recipe is counted
+    once per run.
     """
     try:
         envelope = Envelope.from_json(envelope_bytes, f"node {node_id}")
@@ -144,28 +148,46 @@ def judge_reply(
             bound = state.bindings.get(node_id)
             if bound is not None and bound != kid:
                 return Judged(node_id, reason="key changed")
-            node_trust, _ = TrustStore().add(pubkey_pem, "client", f"node-{node_id}")
+            known = trust.get(kid)
+            if known is not None and known.revoked is not None:
+                return Judged(node_id, reason="untrusted")
+            node_trust, _ = TrustStore().add(public_pem(public), "client", f"node-{node_id}")
             verified = verify_envelope(envelope, node_trust, role="client")
         else:
             verified = verify_envelope(envelope, trust, role="client")
             kid = verified.keyids[0]
     except VerificationError as e:
         return Judged(node_id, reason=_REASONS.get(e.reason, e.reason))
-    except FedseedError:
+    except (FedseedError, ValueError):
         return Judged(node_id, reason="malformed")
     recipe = verified.recipe
     parents = recipe.lineage.parents if recipe.lineage else []
-    if parents != [state.meta.digest]:
-        stale = recipe.lineage is not None and recipe.lineage.round < state.aggregator.round
+    if parents != [state.meta.digest] or verified.digest in state.accepted:
+        stale = verified.digest in state.accepted or (
+            recipe.lineage is not None and recipe.lineage.round < state.aggregator.round)
         return Judged(node_id, reason="replayed" if stale or parents else "wrong parent")
     if recipe.evidence is None:
         return Judged(node_id, reason="no evidence")
+    if canonical_bytes(recipe) != envelope.payload or recipe.lineage is None \
+            or recipe.lineage.producer != kid:
+        return Judged(node_id, reason="malformed")
+    if not _ran(recipe, assignment):
+        return Judged(node_id, reason="wrong assignment")
     if verified.digest in seen:
         return Judged(node_id, reason="duplicate")
     seen.add(verified.digest)
     return Judged(node_id, keyid=kid, reply=ClientReply(recipe=recipe, digest=verified.digest,
                                                         node_id=node_id,
                                                         assignment=dict(assignment)))
+
+
+def _ran(recipe: Recipe, assignment: Mapping[str, Scalar]) -> bool:
+    """Whether ``recipe`` holds every assigned value (what the client says it ran)."""
+    for path, value in assignment.items():
+        section, _, field_name = path.partition(".")
+        if getattr(getattr(recipe, section, None), field_name, object()) != value:
+            return False
+    return True
 
 
 def summarize(round_: int, sampled: int, judged: Sequence[Judged], failures: Counter[str],
@@ -197,7 +219,8 @@ def bind_keys(state: ServerState, judged: Sequence[Judged]) -> ServerState:
     for j in judged:
         if j.reply is not None and j.keyid is not None:
             bindings.setdefault(j.node_id, j.keyid)
-    return replace(state, bindings=bindings)
+    digests = {j.reply.digest for j in judged if j.reply is not None}
+    return replace(state, bindings=bindings, accepted=state.accepted | digests)
 
 
 def assignment_text(assignment: Mapping[str, Scalar]) -> str:

@@ -61,7 +61,7 @@ def load_public_pem(data: bytes, source: str = "public key") -> Ed25519PublicKey
 
     try:
         key = load_pem_public_key(data)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, UnicodeError) as e:
         raise SignatureError(f"{source}: not a PEM public key") from e
     if not isinstance(key, Ed25519PublicKey):
         raise SignatureError(f"{source}: not an Ed25519 public key")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from fedseed.errors import SignatureError
 from fedseed.home import fedseed_home
-from fedseed.provenance.keys import key_id, load_public_pem
+from fedseed.provenance.keys import key_id, load_public_pem, public_pem
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -60,6 +60,9 @@ class TrustStore:
             raise SignatureError(f"role '{role}' is not one of {', '.join(ROLES)}")
         public = load_public_pem(pem)
         kid = key_id(public)
+        # Store the key as re-exported PEM, never the caller's bytes: a PEM loader
+        # ignores text around the key block, and that text is not ours to keep.
+        pem = public_pem(public)
         existing = self.get(kid)
         if existing is not None and existing.revoked is not None:
             raise SignatureError(f"key {kid[:16]} was revoked on {existing.revoked}; revocation "
