@@ -96,7 +96,7 @@ def wait_for_nodes(grid: Grid, minimum: int, timeout: float) -> list[int]:
     return nodes
 
 
-def run_federation(grid: Grid, cfg: FederationConfig, run_id: int = 0,
+def run_federation(grid: Grid, cfg: FederationConfig,
                    on_event: Event | None = None) -> FederationResult:
     """Run ``cfg.num_rounds`` rounds on ``grid``; return the table and lineage."""
     emit = on_event or (lambda kind, value: None)
@@ -167,8 +167,9 @@ def run_federation(grid: Grid, cfg: FederationConfig, run_id: int = 0,
             state = replace(state, meta=sealed, aggregator=agg)
             result.meta_digests.append(sealed.digest)
         else:
-            log(WARNING, "round %d: %d accepted replies, fewer than min-replies %d; "
-                "keeping the meta-recipe", round_, len(accepted), cfg.min_replies)
+            if len(accepted) < max(1, cfg.min_replies):
+                log(WARNING, "round %d: %d accepted replies, fewer than min-replies %d; "
+                    "keeping the meta-recipe", round_, len(accepted), cfg.min_replies)
             state = replace(state, aggregator=replace(state.aggregator, round=round_))
         report = summarize(round_, len(plan), judged, failures, bytes_down, bytes_up,
                            meta_digest=sent_digest, next_digest=state.meta.digest,
@@ -290,7 +291,7 @@ def make_server_app(config: FederationConfig | None = None, on_event: Event | No
     @server.main()
     def main(grid: Grid, context: Context) -> None:
         cfg = config or FederationConfig.from_run_config(context.run_config)
-        result = run_federation(grid, cfg, context.run_id, on_event)
+        result = run_federation(grid, cfg, on_event)
         if results is not None:
             results.append(result)
         log(INFO, "fedseed final: %s", json.dumps(result.final))

@@ -19,7 +19,7 @@ from fedseed.data.examples import Examples
 from fedseed.errors import DataError, SignatureError
 from fedseed.home import fedseed_home
 from fedseed.provenance.envelope import Envelope
-from fedseed.provenance.keys import key_id, public_pem
+from fedseed.provenance.keys import public_pem
 from fedseed.provenance.trust import TrustStore
 from fedseed.provenance.verify import VerifiedRecipe, verify_envelope
 
@@ -147,5 +147,5 @@ def _keep_weights(model: Any, path: Path, recipe: Any) -> None:
     save_weights(model, path, recipe)
 
 
-__all__ = ["Identity", "final_round", "key_id", "load_identity", "node_examples",
+__all__ = ["Identity", "final_round", "load_identity", "node_examples",
            "train_round", "verify_meta", "weights_path_for"]
