@@ -36,7 +36,7 @@ from fedseed.federation.server import (
     seal,
     summarize,
 )
-from fedseed.meta import AggregatorState, get_aggregator
+from fedseed.meta import AggregatorState, Options, get_aggregator
 from fedseed.provenance.keys import generate_key, key_id, load_private_key, public_pem
 from fedseed.provenance.trust import load_trust, save_trust
 from fedseed.recipe import Lineage, apply_assignment, recipe_digest, resolve_recipe
@@ -105,8 +105,10 @@ def run_federation(grid: Grid, cfg: FederationConfig,
     # The server publishes its own meta-recipes: its key is a publisher of its registry.
     registry_trust, _ = trust.add(public_pem(key.public_key()), "publisher", cfg.server_key)
     registry = open_registry(cfg.registry or None, registry_trust)
-    aggregate = get_aggregator(cfg.aggregator)
-    state = _initial_state(cfg, key, trust, registry)
+    aggregate = get_aggregator(cfg.aggregator, Options(
+        robust=cfg.robust, budget_from_curves=cfg.budget_from_curves,
+        warm_start=cfg.warm_start, seed=cfg.seed))
+    state = _initial_state(cfg, key, trust, registry, aggregate)
     meta_name = f"{state.baseline.recipe.name}-meta"
     result = FederationResult(meta_name=meta_name, meta_digests=[state.meta.digest])
     rng = random.Random(cfg.seed)
@@ -220,7 +222,8 @@ def _publish_clients(registry_trust: Any, received: dict[str, tuple[bytes, bytes
             log(WARNING, "client recipe not stored in the registry: %s", e.diagnostics())
 
 
-def _initial_state(cfg: FederationConfig, key: Any, trust: Any, registry: Any) -> ServerState:
+def _initial_state(cfg: FederationConfig, key: Any, trust: Any, registry: Any,
+                   aggregate: Any) -> ServerState:
     """Round-0 meta-recipe (the named recipe, signed), or the last one when resuming."""
     from fedseed.provenance.verify import verify_envelope
 
@@ -249,7 +252,7 @@ def _initial_state(cfg: FederationConfig, key: Any, trust: Any, registry: Any) -
         return ServerState(meta=last, baseline=first, aggregator=AggregatorState(round=done))
     origin = seal(named, key, trust)
     registry.publish(origin.envelope, name=named.name, tag="federation-origin")
-    meta0 = seal(named.model_copy(update={"lineage": Lineage(
+    meta0 = seal(aggregate.prepare(named).model_copy(update={"lineage": Lineage(
         parents=[recipe_digest(named)], round=0, method="init")}), key, trust)
     registry.publish(meta0.envelope, name=f"{named.name}-meta", tag="round-0")
     registry.publish(meta0.envelope, name=f"{named.name}-meta", tag="latest")

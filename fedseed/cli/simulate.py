@@ -20,7 +20,14 @@ def simulate_cmd(
     partitioner: str = typer.Option("dirichlet", help="iid, dirichlet or natural."),
     alpha: float = typer.Option(0.5, min=0.001, help="Dirichlet concentration."),
     recipe: str = typer.Option("digits-mlp", help="Built-in recipe name or file."),
-    aggregator: str = typer.Option("best", help="Meta-recipe aggregator."),
+    aggregator: str = typer.Option("best", help="Meta-recipe aggregator: best, fedex, flora "
+                                   "or sha (docs/meta-recipes.md)."),
+    robust: bool = typer.Option(True, help="Screen inconsistent client recipes, cap client "
+                                "weights, use weighted medians."),
+    budget_from_curves: bool = typer.Option(True, help="Set the recommended max_steps from "
+                                            "a saturating fit of the learning curves."),
+    warm_start: bool = typer.Option(False, help="Pool clients' Adam second moments into the "
+                                    "meta-recipe."),
     fraction: float = typer.Option(0.5, min=0.0001, max=1.0, help="Share of nodes per round."),
     max_steps: int = typer.Option(0, min=0, help="Override the recipe's max_steps (0: keep)."),
     seed: int = typer.Option(0, min=0, help="Partition and sampling seed."),
@@ -35,13 +42,15 @@ def simulate_cmd(
     """Run a federation on simulated nodes and print the per-round table."""
     simulate(clients=clients, rounds=rounds, dataset=dataset, partitioner=partitioner,
              alpha=alpha, recipe=recipe, aggregator=aggregator, fraction=fraction,
+             robust=robust, budget_from_curves=budget_from_curves, warm_start=warm_start,
              max_steps=max_steps, seed=seed, home=home, parallel=parallel, final=final,
              show_clients=show_clients, lineage=lineage, resume=resume)
 
 
 def simulate(*, clients: int, rounds: int, dataset: str = "digits",
              partitioner: str = "dirichlet", alpha: float = 0.5, recipe: str = "digits-mlp",
-             aggregator: str = "best", fraction: float = 0.5, max_steps: int = 0,
+             aggregator: str = "best", fraction: float = 0.5, robust: bool = True,
+             budget_from_curves: bool = True, warm_start: bool = False, max_steps: int = 0,
              seed: int = 0, home: Path | None = None, parallel: int = 2, final: bool = True,
              show_clients: bool = False, lineage: bool = False, resume: bool = False) -> None:
     """Run and print a simulated federation (shared by ``simulate`` and ``demo``)."""
@@ -53,8 +62,12 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
     from fedseed.data.partition import check_partitioner
     from fedseed.errors import FedseedError
     from fedseed.federation.config import FederationConfig
+    from fedseed.meta import AGGREGATORS
 
     check_partitioner(dataset, partitioner)
+    if aggregator not in AGGREGATORS:
+        raise FedseedError(f"--aggregator: unknown aggregator '{aggregator}'; choose from "
+                           f"{', '.join(sorted(AGGREGATORS))}")
     if resume and (home is None or not (home / "registry").is_dir()):
         raise FedseedError("--resume needs --home pointing at an earlier run's folder")
     home = (home or Path("runs") / time.strftime("simulate-%Y%m%d-%H%M%S")).resolve()
@@ -64,6 +77,7 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
     cfg = FederationConfig(
         num_rounds=rounds, fraction=fraction, min_nodes=min(clients, 2), recipe=recipe,
         dataset=dataset, partitioner=partitioner, alpha=alpha, aggregator=aggregator,
+        robust=robust, budget_from_curves=budget_from_curves, warm_start=warm_start,
         client_trust="tofu", auto_keys=True, registry=str(home / "registry"), seed=seed,
         max_steps=max_steps, final_personalization=final, resume=resume,
     )

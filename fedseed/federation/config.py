@@ -41,6 +41,9 @@ class FederationConfig:
     partitioner: str = "dirichlet"
     alpha: float = 0.5
     aggregator: str = "best"
+    robust: bool = True
+    budget_from_curves: bool = True
+    warm_start: bool = False
     client_trust: ClientTrust = "store"
     server_key: str = "server"
     registry: str = ""

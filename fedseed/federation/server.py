@@ -26,6 +26,7 @@ from fedseed.provenance.trust import TrustStore
 from fedseed.provenance.verify import VerifiedRecipe, verify_envelope
 from fedseed.recipe.codec import canonical_bytes
 from fedseed.recipe.model import Recipe
+from fedseed.recipe.portfolio import Portfolio
 from fedseed.recipe.search import Scalar
 
 if TYPE_CHECKING:
@@ -102,17 +103,41 @@ CLIENTS_PER_CONFIG = 4
 
 def plan_round(meta: Recipe, node_ids: Sequence[int], fraction: float, min_nodes: int,
                rng: random.Random) -> list[tuple[int, dict[str, Scalar]]]:
-    """Sample ``max(min_nodes, fraction * n)`` nodes; draw about one configuration per
-    :data:`CLIENTS_PER_CONFIG` of them from the search space and deal them out."""
+    """Sample ``max(min_nodes, fraction * n)`` nodes and deal them configurations.
+
+    With a portfolio, configurations are dealt in proportion to their weights by
+    systematic sampling (each gets its expected share of nodes, rounded, never a
+    lucky streak). Without one, about one configuration per
+    :data:`CLIENTS_PER_CONFIG` nodes is drawn from the search space.
+    """
     nodes = sorted(node_ids)
     count = min(len(nodes), max(min_nodes, round(fraction * len(nodes))))
     chosen = rng.sample(nodes, count)
+    if meta.portfolio is not None:
+        return list(zip(chosen, deal(meta.portfolio, count, rng), strict=True))
     space = meta.search_space
     if space is None:
         return [(node, {}) for node in chosen]
     configs = [sample_assignment(space, rng)
                for _ in range(max(1, count // CLIENTS_PER_CONFIG))]
     return [(node, dict(configs[i % len(configs)])) for i, node in enumerate(chosen)]
+
+
+def deal(portfolio: Portfolio, count: int, rng: random.Random) -> list[dict[str, Scalar]]:
+    """``count`` assignments from ``portfolio`` by systematic sampling on its weights."""
+    offset = rng.random()
+    cumulative, out, j = 0.0, [], 0
+    bounds = []
+    for candidate in portfolio.candidates:
+        cumulative += candidate.weight
+        bounds.append(cumulative)
+    for i in range(count):
+        u = (i + offset) / count
+        while j < len(bounds) - 1 and u >= bounds[j]:
+            j += 1
+        out.append(dict(portfolio.candidates[j].assignment))
+    rng.shuffle(out)
+    return out
 
 
 def judge_reply(

@@ -1,21 +1,25 @@
 """Meta-recipes: aggregators that turn accepted client recipes into the next
-meta-recipe, as pure functions behind one interface."""
+meta-recipe, as pure functions behind one interface (see docs/meta-recipes.md)."""
 
 from fedseed.errors import AggregationError
-from fedseed.meta.base import Aggregator, AggregatorState, ClientReply, sample_assignment
+from fedseed.meta.base import Aggregator, AggregatorState, ClientReply, Options, sample_assignment
 from fedseed.meta.best import Best
+from fedseed.meta.fedex import FedEx
+from fedseed.meta.flora import Flora
+from fedseed.meta.sha import SuccessiveHalving
 
 #: Aggregators selectable by name (run config ``aggregator``, ``--aggregator``).
-AGGREGATORS: dict[str, type] = {"best": Best}
+AGGREGATORS: dict[str, type] = {"best": Best, "fedex": FedEx, "flora": Flora,
+                                "sha": SuccessiveHalving}
 
 
-def get_aggregator(name: str) -> Aggregator:
-    """The aggregator called ``name``."""
+def get_aggregator(name: str, options: Options | None = None) -> Aggregator:
+    """The aggregator called ``name``, with ``options``."""
     if name not in AGGREGATORS:
         raise AggregationError(f"unknown aggregator '{name}'; choose from "
                                f"{', '.join(sorted(AGGREGATORS))}")
-    return AGGREGATORS[name]()
+    return AGGREGATORS[name](options or Options())  # type: ignore[no-any-return]
 
 
-__all__ = ["AGGREGATORS", "Aggregator", "AggregatorState", "Best", "ClientReply",
-           "get_aggregator", "sample_assignment"]
+__all__ = ["AGGREGATORS", "Aggregator", "AggregatorState", "Best", "ClientReply", "FedEx",
+           "Flora", "Options", "SuccessiveHalving", "get_aggregator", "sample_assignment"]

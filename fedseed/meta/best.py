@@ -1,13 +1,12 @@
-"""``best``: keep the explored configuration with the best sample-weighted validation
-metric, and narrow the search space around it.
+"""``best``: keep the explored configuration with the best validation metric, and
+narrow the search space around it.
 
-The simplest useful meta-recipe step (the meta-recipe algorithms proper, FedEx, FLoRA
-and successive halving, plug in behind the same interface). Each round's clients try
-configurations drawn from the search space; configurations tried by several clients
-are scored by the sample-weighted mean of their final validation metric. The winner
+The simplest useful meta-recipe step. Each round's clients try configurations
+drawn from the search space; configurations tried by several clients are scored
+together (weighted median under ``robust``, weighted mean otherwise). The winner
 becomes the meta-recipe's own configuration, and every range of the search space is
-halved (in log space for log-uniform ranges) around the winner, so later rounds
-refine rather than re-explore.
+halved (in log space for log-uniform ranges) around it, so later rounds refine
+rather than re-explore.
 """
 
 from __future__ import annotations
@@ -18,32 +17,11 @@ from dataclasses import replace
 from typing import Any
 
 from fedseed.errors import AggregationError
-from fedseed.meta.base import AggregatorState, ClientReply
-from fedseed.recipe.evidence import Lineage
+from fedseed.meta.base import AggregatorState, ClientReply, Options, assignment_key
+from fedseed.meta.finish import next_meta
+from fedseed.meta.robust import score_groups, screen
 from fedseed.recipe.model import Recipe
-from fedseed.recipe.search import Choice, LogUniform, Scalar, SearchSpace, Uniform, apply_assignment
-
-
-def score_assignments(replies: Sequence[ClientReply], higher_is_better: bool
-                      ) -> list[tuple[float, dict[str, Scalar], int]]:
-    """(sample-weighted mean metric, assignment, clients) per distinct assignment, best first."""
-    groups: dict[tuple[tuple[str, str], ...], list[ClientReply]] = {}
-    for reply in replies:
-        key = tuple(sorted((k, repr(v)) for k, v in reply.assignment.items()))
-        groups.setdefault(key, []).append(reply)
-    scored = []
-    for members in groups.values():
-        total = sum(max(1, r.weight) for r in members)
-        metric = sum(max(1, r.weight) * _val_metric(r) for r in members) / total
-        scored.append((metric, dict(members[0].assignment), len(members)))
-    scored.sort(key=lambda item: item[0], reverse=higher_is_better)
-    return scored
-
-
-def _val_metric(reply: ClientReply) -> float:
-    evidence = reply.recipe.evidence
-    assert evidence is not None  # the server rejects replies without evidence
-    return evidence.final.val_metric
+from fedseed.recipe.search import Choice, LogUniform, Scalar, SearchSpace, Uniform
 
 
 def narrow(space: SearchSpace, center: dict[str, Scalar]) -> SearchSpace:
@@ -69,27 +47,39 @@ def narrow(space: SearchSpace, center: dict[str, Scalar]) -> SearchSpace:
     return SearchSpace.model_validate({"params": params})
 
 
+def require_replies(replies: Sequence[ClientReply], name: str) -> None:
+    """Refuse an empty round: the server then keeps the current meta-recipe."""
+    if not replies:
+        raise AggregationError(f"{name}: no usable client recipes to aggregate; keeping the "
+                               "current meta-recipe (run another round)")
+
+
 class Best:
     """The ``best`` aggregator (see the module docstring)."""
 
     name = "best"
 
+    def __init__(self, options: Options = Options()) -> None:
+        self.options = options
+
+    def prepare(self, meta: Recipe) -> Recipe:
+        """``best`` explores the search space directly: nothing to add."""
+        return meta
+
     def __call__(self, meta: Recipe, replies: Sequence[ClientReply],
                  state: AggregatorState) -> tuple[Recipe, AggregatorState]:
         """Aggregate one round of accepted client recipes into the next meta-recipe."""
-        if not replies:
-            raise AggregationError("no accepted client recipes to aggregate; keep the "
-                                   "current meta-recipe and run another round")
-        scored = score_assignments(replies, meta.task.higher_is_better)
-        metric, winner, clients = scored[0]
-        next_meta = apply_assignment(meta, winner) if winner else meta
-        space = narrow(meta.search_space, winner) if meta.search_space else None
+        screened = screen(replies, self.options.robust)
+        require_replies(screened.kept, self.name)
+        winner = score_groups(screened.kept, self.options.robust)[0]
+        space = narrow(meta.search_space, winner.assignment) if meta.search_space else None
+        key = assignment_key(winner.assignment)
         round_ = state.round + 1
-        next_meta = next_meta.model_copy(update={
-            "search_space": space,
-            "evidence": None,
-            "lineage": Lineage(parents=sorted({r.digest for r in replies}), round=round_,
-                               method=self.name),
-        })
-        values = {"best_metric": metric, "best_assignment": winner, "best_clients": clients}
-        return next_meta, replace(state, round=round_, values=values)
+        nxt = next_meta(
+            meta, winner.assignment, replies=replies,
+            budget_evidence=[r for r in screened.kept if assignment_key(r.assignment) == key],
+            portfolio=None, search_space=space, round_=round_, method=self.name,
+            options=self.options)
+        values = {"best_val_loss": winner.badness, "best_assignment": winner.assignment,
+                  "best_clients": winner.clients, "flagged": screened.flagged}
+        return nxt, replace(state, round=round_, values=values)

@@ -21,8 +21,9 @@ def child_recipe(
     """Return the client recipe for a run of ``ran`` that was derived from ``parent``.
 
     ``ran`` is the configuration actually executed (``parent`` with any assignment
-    applied); the child keeps it, drops the search space (a run explores one point),
-    attaches ``evidence``, and records ``parent``'s digest as its only parent.
+    applied); the child keeps it, drops the search space and the portfolio (a run
+    explores one point; the parent's digest says where the point came from), attaches
+    ``evidence``, and records ``parent``'s digest as its only parent.
     """
     round_ = parent.lineage.round if parent.lineage is not None else 0
     lineage = Lineage(
@@ -32,5 +33,6 @@ def child_recipe(
         producer=producer,
         created=created or datetime.now(timezone.utc).replace(microsecond=0),
     )
-    return ran.model_copy(update={"search_space": None, "evidence": evidence,
+    return ran.model_copy(update={"search_space": None, "portfolio": None,
+                                  "evidence": evidence,
                                   "lineage": lineage})

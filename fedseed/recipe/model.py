@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from fedseed.recipe._base import Name, ShortText, StrictModel
 from fedseed.recipe.architecture import Architecture
 from fedseed.recipe.evidence import Evidence, Lineage
+from fedseed.recipe.portfolio import Portfolio, WarmStart
 from fedseed.recipe.search import SearchSpace
 from fedseed.recipe.task import ByteTokenizer, Task
 from fedseed.recipe.training import Budget, Init, Optimizer, Schedule, Split
@@ -51,6 +52,8 @@ class Recipe(StrictModel):
     budget: Budget
     split: Split = Split()
     search_space: SearchSpace | None = None
+    portfolio: Portfolio | None = None
+    warm_start: WarmStart | None = None
     evidence: Evidence | None = None
     lineage: Lineage | None = None
 
@@ -98,6 +101,9 @@ class Recipe(StrictModel):
                 and self.optimizer.name != "sgd":
             raise ValueError(f"search_space: params.optimizer.momentum: optimizer "
                              f"'{self.optimizer.name}' has no momentum (only sgd does)")
+        if self.warm_start is not None and self.optimizer.name == "sgd":
+            raise ValueError("warm_start: the sgd optimizer has no second moment; drop "
+                             "warm_start or use adam/adamw")
         if self.schedule.warmup_steps > self.budget.max_steps:
             raise ValueError(
                 f"schedule.warmup_steps {self.schedule.warmup_steps} exceeds "

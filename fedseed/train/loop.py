@@ -27,7 +27,7 @@ from fedseed.recipe.evidence import (
 )
 from fedseed.recipe.model import Recipe
 from fedseed.train.objectives import evaluate, logits_of, loss_sum, trim_padding
-from fedseed.train.optim import build_optimizer
+from fedseed.train.optim import build_optimizer, warm_start_adam
 from fedseed.train.schedule import lr_multiplier
 from fedseed.train.stats import OptimizerStats, _sig
 
@@ -112,6 +112,8 @@ def _run(recipe: Recipe, model: torch.nn.Module, data: dict[str, Batch],
     budget, schedule = recipe.budget, recipe.schedule
     train_data, val_data = data["train"], data["validation"]
     optimizer = build_optimizer(recipe.optimizer, model)
+    if recipe.warm_start is not None:
+        warm_start_adam(optimizer, model, recipe.warm_start)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     stats = OptimizerStats(model, budget.max_steps)
     stopping = budget.early_stopping

@@ -11,7 +11,7 @@ import pytest
 
 from fedseed.federation.config import FederationConfig
 from fedseed.federation.server import bind_keys, judge_reply, plan_round
-from fedseed.meta import AggregatorState
+from fedseed.meta import AggregatorState, Best
 from fedseed.provenance.envelope import Envelope, sign_envelope
 from fedseed.provenance.trust import TrustStore
 
@@ -154,7 +154,7 @@ def test_max_steps_override_bounds_the_assigned_budget(tmp_path):
     key = _server_key(cfg)
     trust = load_trust()
     registry_trust, _ = trust.add(public_pem(key.public_key()), "publisher", "server")
-    state = _initial_state(cfg, key, trust, open_registry(None, registry_trust))
+    state = _initial_state(cfg, key, trust, open_registry(None, registry_trust), Best())
 
     # Execute
     plan = plan_round(state.meta.recipe, range(8), 1.0, 2, random.Random(0))
