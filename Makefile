@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench bench-setup lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,9 +25,20 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+# The personalization benchmark reads Debian's `fortunes` (one user per category);
+# install it if missing (needs root or sudo; elsewhere install it by hand).
+FORTUNES := /usr/share/games/fortunes
+
+bench-setup:
+	@test -d $(FORTUNES) || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq fortunes; \
+	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq fortunes; \
+	  else echo "bench: $(FORTUNES) is missing; install Debian's 'fortunes' package" >&2; exit 2; fi; }
+
+bench: $(STAMP) bench-setup
 	$(BIN)/fedseed bench overhead --out docs/results
 	$(BIN)/fedseed bench provenance --out docs/results
+	$(BIN)/fedseed bench personalization --out docs/results
 
 lint: $(STAMP)
 	$(BIN)/ruff check fedseed tests

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fedseed.data.examples import Examples, split_examples
 from fedseed.data.local import check_examples, load_examples
@@ -40,8 +41,14 @@ def personalize_examples(
     assignment: Mapping[str, Scalar] | None = None,
     progress: ProgressFn | None = None,
     method: str = "personalize",
+    initial_state: Mapping[str, Any] | None = None,
 ) -> Personalized:
-    """Train ``recipe`` (with ``assignment`` applied) on in-memory ``examples``."""
+    """Train ``recipe`` (with ``assignment`` applied) on in-memory ``examples``.
+
+    ``initial_state`` (a state dict) fine-tunes from those weights instead of the
+    recipe's random initialisation: the FedAvg + fine-tuning baseline, or a model
+    rebuilt some other way.
+    """
     from fedseed.assemble import assemble
     from fedseed.train.loop import train
 
@@ -49,6 +56,8 @@ def personalize_examples(
     check_examples(examples, ran)
     splits = split_examples(examples, ran.split)
     model = assemble(ran)
+    if initial_state is not None:
+        model.load_state_dict(dict(initial_state))
     result = train(ran, model, splits, progress=progress)
     child = child_recipe(recipe, ran, result.evidence, method=method)
     return Personalized(recipe=child, digest=recipe_digest(child), result=result)

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from logging import INFO, WARNING
+from logging import ERROR, INFO, WARNING
 from typing import Any
 
 from flwr.app import Context
@@ -53,6 +53,7 @@ class FederationResult:
     final: dict[str, Any] = field(default_factory=dict)
     meta_digests: list[str] = field(default_factory=list)
     meta_name: str = ""
+    meta_envelope: bytes = b""  # the final meta-recipe, signed
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -151,7 +152,9 @@ def run_federation(grid: Grid, cfg: FederationConfig,
                 received[verdict.reply.digest] = (envelope, pubkey, node)
         failures["no reply"] += len(plan) - len(replies)
         failures = +failures
-        accepted = [j.reply for j in judged if j.reply is not None]
+        # Arrival order must not matter to aggregation: sort by content address.
+        accepted = sorted((j.reply for j in judged if j.reply is not None),
+                          key=lambda r: r.digest)
         state = bind_keys(state, judged)
         trust = _remember_clients(trust, received, cfg)
         _publish_clients(registry_trust, received, cfg, meta_name)
@@ -163,6 +166,9 @@ def run_federation(grid: Grid, cfg: FederationConfig,
             except FedseedError as e:  # a round's evidence must not end the federation
                 log(WARNING, "round %d: aggregation failed (%s); keeping the meta-recipe",
                     round_, e.diagnostics())
+            except Exception as e:  # noqa: BLE001 - nor may a bug a client's numbers trigger
+                log(ERROR, "round %d: aggregator %s raised %s: %s; keeping the meta-recipe",
+                    round_, cfg.aggregator, type(e).__name__, e)
         if sealed is not None:
             registry.publish(sealed.envelope, name=meta_name, tag=f"round-{round_}")
             registry.publish(sealed.envelope, name=meta_name, tag="latest")
@@ -182,6 +188,7 @@ def run_federation(grid: Grid, cfg: FederationConfig,
             "bytes down/up %d/%d", round_, report.sampled, report.accepted,
             dict(report.rejected), report.val_mean, bytes_down, bytes_up)
         emit("round", report)
+    result.meta_envelope = state.meta.envelope.to_json()
     if cfg.final_personalization:
         result.final = _final(grid, cfg, state, emit)
     return result
@@ -229,9 +236,10 @@ def _initial_state(cfg: FederationConfig, key: Any, trust: Any, registry: Any,
 
     named = resolve_recipe(cfg.recipe)
     if cfg.max_steps:
-        named = apply_assignment(named, {"budget.max_steps": cfg.max_steps,
-                                         "budget.eval_every": min(named.budget.eval_every,
-                                                                  cfg.max_steps)})
+        named = apply_assignment(named, {
+            "budget.max_steps": cfg.max_steps,
+            "budget.eval_every": min(named.budget.eval_every, cfg.max_steps),
+            "schedule.warmup_steps": min(named.schedule.warmup_steps, cfg.max_steps)})
         space = named.search_space
         if space is not None:
             # The override is the budget: no assignment may explore past it.

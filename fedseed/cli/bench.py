@@ -49,3 +49,31 @@ def provenance(
     console.out(f"verify  {result['verify']['per_second']:,.0f}/s (target 5,000/s)\n"
                 f"publish {result['publish']['per_second']:,.0f}/s (target 300/s)\n"
                 "wrote " + ", ".join(result["written"]), highlight=False)
+
+
+@app.command("personalization")
+def personalization(
+    config: Path = typer.Option(Path("simulations/personalization.toml"),
+                                help="Scenarios and methods (TOML)."),
+    out: Path = typer.Option(Path("docs/results"),
+                             help="Folder for personalization.{json,md,png}."),
+    scenario: list[str] = typer.Option([], help="Run only this scenario (repeatable)."),
+) -> None:
+    """Meta-recipes vs local-default, local-oracle, FedAvg and FedAvg + fine-tuning."""
+    import time
+
+    from fedseed.bench import personalization as bench
+
+    started = time.monotonic()
+
+    def event(text: str) -> None:
+        console.out(f"[{time.monotonic() - started:7.1f}s] {text}", highlight=False)
+
+    with console.status("personalization benchmark"):
+        result = bench.run(config, out, event, only=scenario)
+    for s in result["scenarios"]:
+        best = next(m for m in s["methods"] if m["method"] == s["best_fedseed"])
+        default = next(m for m in s["methods"] if m["method"] == "local-default")
+        console.out(f"{s['scenario']:18} {s['best_fedseed']:14} {best['mean']:.3f}  "
+                    f"local-default {default['mean']:.3f}", highlight=False)
+    console.out("wrote " + ", ".join(result["written"]), highlight=False)

@@ -44,7 +44,10 @@ def partition(
     2019): small ``alpha`` gives users few classes each. ``iid`` shuffles and deals.
     Every user gets at least ``min_partition_size`` rows (default: 10, lowered to a
     quarter of the mean share, but never below 3, the least a train/validation/test
-    split needs, when there are many users).
+    split needs, when there are many users). When Flower Datasets' partitioner
+    cannot meet that floor by redrawing (very small ``alpha`` with many users: digits
+    at alpha 0.1 and 100 users), one Dirichlet draw is made and the smallest users are
+    topped up with rows taken from the largest (:func:`dirichlet_with_floor`).
     """
     import datasets
     from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner
@@ -76,11 +79,39 @@ def partition(
                 warnings.simplefilter("ignore", UserWarning)
                 rows = np.asarray(part.load_partition(pid)["row"], dtype=np.int64)
         except ValueError as e:  # Flower Datasets gives up after repeated draws
-            raise DataError(
-                f"{examples.source}: cannot split {len(examples)} rows into {num_partitions} "
-                f"Dirichlet(alpha={alpha}) partitions of at least {min_partition_size} rows; "
-                "use fewer partitions or a larger alpha") from e
-        sub = examples.take(rows)
-        out.append(type(sub)(source=f"{examples.source}[user {pid}]", features=sub.features,
-                             texts=sub.texts, labels=sub.labels))
+            if num_partitions * min_partition_size > len(examples):
+                raise DataError(
+                    f"{examples.source}: cannot split {len(examples)} rows into "
+                    f"{num_partitions} partitions of at least {min_partition_size} rows; "
+                    "use fewer partitions") from e
+            assert examples.labels is not None
+            return [_named(examples.take(r), examples.source, i) for i, r in enumerate(
+                dirichlet_with_floor(examples.labels, num_partitions, alpha,
+                                     min_partition_size, seed))]
+        out.append(_named(examples.take(rows), examples.source, pid))
     return out
+
+
+def _named(sub: Examples, source: str, pid: int) -> Examples:
+    return type(sub)(source=f"{source}[user {pid}]", features=sub.features, texts=sub.texts,
+                     labels=sub.labels)
+
+
+def dirichlet_with_floor(labels: np.ndarray, num_partitions: int, alpha: float,
+                         min_size: int, seed: int) -> list[np.ndarray]:
+    """Row indices per user: each class split by one Dir(``alpha``) draw, then users
+    below ``min_size`` rows topped up with random rows of the currently largest user
+    (which keeps the label skew everywhere except in those few moved rows)."""
+    rng = np.random.default_rng(seed)
+    users: list[list[int]] = [[] for _ in range(num_partitions)]
+    for label in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == label))
+        shares = rng.dirichlet([alpha] * num_partitions)
+        cuts = (np.cumsum(shares)[:-1] * len(rows)).astype(int)
+        for user, chunk in enumerate(np.split(rows, cuts)):
+            users[user].extend(chunk.tolist())
+    while len(users[small := min(range(num_partitions), key=lambda u: len(users[u]))]) \
+            < min_size:
+        large = max(range(num_partitions), key=lambda u: len(users[u]))
+        users[small].append(users[large].pop(int(rng.integers(len(users[large])))))
+    return [np.asarray(sorted(u), dtype=np.int64) for u in users]

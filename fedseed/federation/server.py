@@ -27,7 +27,7 @@ from fedseed.provenance.verify import VerifiedRecipe, verify_envelope
 from fedseed.recipe.codec import canonical_bytes
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.portfolio import Portfolio
-from fedseed.recipe.search import Scalar
+from fedseed.recipe.search import Scalar, apply_assignment
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -75,6 +75,7 @@ class RoundReport:
     next_digest: str
     seconds: float
     array_records: int = 0
+    client_steps: int = 0  # optimizer steps the accepted clients say they ran
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -124,18 +125,27 @@ def plan_round(meta: Recipe, node_ids: Sequence[int], fraction: float, min_nodes
 
 
 def deal(portfolio: Portfolio, count: int, rng: random.Random) -> list[dict[str, Scalar]]:
-    """``count`` assignments from ``portfolio`` by systematic sampling on its weights."""
+    """``count`` assignments from ``portfolio`` by systematic sampling on its weights.
+
+    The nodes are cut into ``count // group_size`` slots of at least ``group_size``
+    nodes; each slot gets one configuration, drawn in proportion to the weights
+    (systematic sampling: every configuration gets its expected share of slots,
+    rounded), so every configuration that is tried is tried by a whole group.
+    """
+    slots = max(1, count // portfolio.group_size)
     offset = rng.random()
-    cumulative, out, j = 0.0, [], 0
-    bounds = []
+    bounds, cumulative = [], 0.0
     for candidate in portfolio.candidates:
         cumulative += candidate.weight
         bounds.append(cumulative)
-    for i in range(count):
-        u = (i + offset) / count
+    picks, j = [], 0
+    for i in range(slots):
+        u = (i + offset) / slots
         while j < len(bounds) - 1 and u >= bounds[j]:
             j += 1
-        out.append(dict(portfolio.candidates[j].assignment))
+        picks.append(j)
+    out = [dict(portfolio.candidates[picks[i * slots // count]].assignment)
+           for i in range(count)]
     rng.shuffle(out)
     return out
 
@@ -196,7 +206,7 @@ def judge_reply(
     if canonical_bytes(recipe) != envelope.payload or recipe.lineage is None \
             or recipe.lineage.producer != kid:
         return Judged(node_id, reason="malformed")
-    if not _ran(recipe, assignment):
+    if not _ran(recipe, assignment, state.meta.recipe):
         return Judged(node_id, reason="wrong assignment")
     if verified.digest in seen:
         return Judged(node_id, reason="duplicate")
@@ -206,13 +216,22 @@ def judge_reply(
                                                         assignment=dict(assignment)))
 
 
-def _ran(recipe: Recipe, assignment: Mapping[str, Scalar]) -> bool:
-    """Whether ``recipe`` holds every assigned value (what the client says it ran)."""
+def _ran(recipe: Recipe, assignment: Mapping[str, Scalar], meta: Recipe) -> bool:
+    """Whether ``recipe`` is exactly the meta-recipe with ``assignment`` applied, apart
+    from its evidence and lineage: a client reports on what it was dealt, and cannot
+    change anything else (a budget, the task, early stopping) that the checks of its
+    evidence or the aggregators would then trust."""
     for path, value in assignment.items():
         section, _, field_name = path.partition(".")
         if getattr(getattr(recipe, section, None), field_name, object()) != value:
             return False
-    return True
+    try:
+        expected = apply_assignment(meta, assignment) if assignment else meta
+    except FedseedError:
+        return False
+    blank = {"search_space": None, "portfolio": None, "evidence": None, "lineage": None}
+    return canonical_bytes(expected.model_copy(update=blank)) == \
+        canonical_bytes(recipe.model_copy(update=blank))
 
 
 def summarize(round_: int, sampled: int, judged: Sequence[Judged], failures: Counter[str],
@@ -229,6 +248,8 @@ def summarize(round_: int, sampled: int, judged: Sequence[Judged], failures: Cou
         val_p10=percentile(metrics, 10) if metrics else None,
         bytes_down=bytes_down, bytes_up=bytes_up, meta_digest=meta_digest,
         next_digest=next_digest, seconds=round(seconds, 2),
+        client_steps=sum(r.recipe.evidence.steps for r in accepted  # type: ignore[union-attr]
+                         ),
     )
 
 

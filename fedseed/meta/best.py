@@ -79,7 +79,7 @@ class Best:
             meta, winner.assignment, replies=replies,
             budget_evidence=[r for r in screened.kept if assignment_key(r.assignment) == key],
             portfolio=None, search_space=space, round_=round_, method=self.name,
-            options=self.options)
+            options=self.options, kept=screened.kept)
         values = {"best_val_loss": winner.badness, "best_assignment": winner.assignment,
                   "best_clients": winner.clients, "flagged": screened.flagged}
         return nxt, replace(state, round=round_, values=values)

@@ -10,8 +10,9 @@ The client's enough-step count is where the fit has covered 98% of the way to it
 plateau ``a`` (from step 0 for the exponential model, from the first evaluation for
 the power law). The meta-recipe's budget is the weighted 75th percentile over
 clients (enough for most devices, not only the typical one), rounded up to a whole
-number of evaluations and clipped to 1.5x the steps the evidence actually covers:
-the fit may interpolate, never extrapolate far.
+number of evaluations, and clipped (rounding down) to 1.5x the steps the evidence
+covers and to the largest budget the meta-recipe allows: the fit may interpolate,
+never extrapolate far, and never raises a budget past what the operator set.
 
 Fitting is a grid over the rate ``c`` with ordinary least squares for ``a, b``:
 no optimizer, no scipy, deterministic.
@@ -53,6 +54,8 @@ def fit_curve(steps: Sequence[int], values: Sequence[float]) -> CurveFit | None:
     """Fit both models to one curve (higher values better); ``None`` if it never improves."""
     t = np.asarray(steps, dtype=float)
     y = np.asarray(values, dtype=float)
+    keep = (t > 0) & np.isfinite(y)  # a step-0 point has no place in t^-c
+    t, y = t[keep], y[keep]
     if len(t) < _MIN_POINTS or np.ptp(y) <= 1e-12:
         return None
     fits = []
@@ -62,7 +65,12 @@ def fit_curve(steps: Sequence[int], values: Sequence[float]) -> CurveFit | None:
         for c in rates:
             f = np.exp(-c * t) if kind == "exp" else t ** (-c)
             design = np.stack([np.ones_like(t), -f], axis=1)
-            (a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
+            if not np.all(np.isfinite(design)):
+                continue
+            try:
+                (a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
+            except np.linalg.LinAlgError:
+                continue
             if b <= 0:
                 continue  # not saturating upward
             sse = float(np.sum((design @ np.array([a, b]) - y) ** 2))
@@ -74,9 +82,10 @@ def fit_curve(steps: Sequence[int], values: Sequence[float]) -> CurveFit | None:
     return min(fits, key=lambda fit: (fit.sse, fit.kind)) if fits else None
 
 
-def budget_from_curves(replies: Sequence[ClientReply], eval_every: int, robust: bool = True
-                       ) -> int | None:
-    """The enough-step count for these replies' curves, or ``None`` without evidence."""
+def budget_from_curves(replies: Sequence[ClientReply], eval_every: int, robust: bool = True,
+                       cap: int | None = None) -> int | None:
+    """The enough-step count for these replies' curves, or ``None`` without evidence;
+    never above ``cap`` (the largest budget the meta-recipe allows)."""
     enough, weights = [], []
     covered = 0
     for reply, weight in zip(replies, client_weights(replies, robust), strict=True):
@@ -93,6 +102,9 @@ def budget_from_curves(replies: Sequence[ClientReply], eval_every: int, robust: 
         weights.append(weight)
     if not enough:
         return None
-    steps = min(weighted_quantile(enough, weights, QUANTILE), EXTRAPOLATION * covered)
-    steps = math.ceil(steps / eval_every) * eval_every
-    return int(max(eval_every, steps))
+    wanted = math.ceil(weighted_quantile(enough, weights, QUANTILE) / eval_every) * eval_every
+    # Clips round down: past what the evidence covers (x1.5) or the cap, never up.
+    limit = math.floor(EXTRAPOLATION * covered / eval_every) * eval_every
+    if cap is not None:
+        limit = min(limit, cap)
+    return int(max(min(eval_every, cap or eval_every), min(wanted, limit)))

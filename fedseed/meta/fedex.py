@@ -3,9 +3,11 @@
 After Khodak et al., "Federated Hyperparameter Tuning: Challenges, Baselines, and
 Connections to Weight-Sharing", NeurIPS 2021. The round-0 meta-recipe draws ``m``
 configurations from the search space into its portfolio with uniform weights
-``theta``. Each round devices are dealt configurations in proportion to ``theta``.
+``theta``. Each round devices are dealt configurations in proportion to ``theta``,
+in groups of three (so every result is a median over several devices).
 Afterwards, with ``L_j`` configuration j's aggregated validation loss and
-``lambda`` the round's baseline (weighted median, or mean, of all results), the
+``lambda`` the round's baseline (weighted median, or mean, of the configurations'
+results), the
 importance-weighted gradient ``g_j = share_j (L_j - lambda) / theta_j`` updates
 ``theta_j <- theta_j exp(-eta g_j)``, with the step
 ``eta = sqrt(2 log m) / (spread sqrt(r))`` shrinking with rounds ``r`` and scaled by
@@ -26,8 +28,6 @@ from fedseed.meta.base import AggregatorState, ClientReply, Options, assignment_
 from fedseed.meta.best import require_replies
 from fedseed.meta.finish import next_meta
 from fedseed.meta.robust import (
-    badness,
-    client_weights,
     score_groups,
     screen,
     weighted_mean,
@@ -35,6 +35,9 @@ from fedseed.meta.robust import (
 )
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.portfolio import Candidate, Portfolio
+
+#: Devices per dealt configuration: a median over three resists one liar.
+GROUP_SIZE = 3
 
 
 class FedEx:
@@ -56,9 +59,11 @@ class FedEx:
         drawn = [own, *draw_candidates(meta.search_space, self.configs - 1, rng)]
         unique = list({assignment_key(a): a for a in drawn}.values())
         weight = 1.0 / len(unique)
+        candidates = [Candidate(assignment=a, weight=weight) for a in unique]
+        candidates[-1] = candidates[-1].model_copy(
+            update={"weight": 1.0 - weight * (len(unique) - 1)})
         return meta.model_copy(update={"portfolio": Portfolio(
-            method=self.name, candidates=[Candidate(assignment=a, weight=weight)
-                                          for a in unique])})
+            method=self.name, group_size=GROUP_SIZE, candidates=candidates)})
 
     def __call__(self, meta: Recipe, replies: Sequence[ClientReply],
                  state: AggregatorState) -> tuple[Recipe, AggregatorState]:
@@ -71,22 +76,25 @@ class FedEx:
         if portfolio is None:  # no search space: nothing to weigh
             nxt = next_meta(meta, {}, replies=replies, budget_evidence=screened.kept,
                             portfolio=None, search_space=None, round_=round_,
-                            method=self.name, options=self.options)
+                            method=self.name, options=self.options, kept=screened.kept)
             return nxt, replace(state, round=round_)
         kept = screened.kept
-        weights = client_weights(kept, robust)
-        values = [badness(r) for r in kept]
+        groups = score_groups(kept, robust)
+        scores = {assignment_key(g.assignment): g for g in groups}
+        # Only confirmed results move weights, set the baseline or scale the step: one
+        # unconfirmed extreme claim must neither steer nor freeze the update.
+        counted = [g for g in groups if g.supported] or groups
+        values, weights = [g.badness for g in counted], [g.weight for g in counted]
         baseline = weighted_median(values, weights) if robust else weighted_mean(values, weights)
-        scores = {assignment_key(g.assignment): g for g in score_groups(kept, robust)}
-        total = sum(g.weight for g in scores.values())
-        spread = max((abs(g.badness - baseline) for g in scores.values()), default=0.0)
+        total = sum(g.weight for g in counted)
+        spread = max(abs(g.badness - baseline) for g in counted)
         m = len(portfolio.candidates)
         eta = math.sqrt(2 * math.log(max(2, m))) / (max(spread, 1e-12) * math.sqrt(round_))
         theta = []
         for c in portfolio.candidates:
             g = scores.get(assignment_key(c.assignment))
             # An unconfirmed result (one client, under robust) moves no weight.
-            step = 0.0 if g is None or not g.supported else \
+            step = 0.0 if g is None or g not in counted else \
                 (g.weight / total) * (g.badness - baseline) / c.weight
             theta.append(c.weight * math.exp(-min(50.0, max(-50.0, eta * step))))
         theta = _floor([t / sum(theta) for t in theta], 0.1 / m)
@@ -102,9 +110,9 @@ class FedEx:
             budget_evidence=[r for r in kept if assignment_key(r.assignment)
                              == assignment_key(chosen)],
             portfolio=Portfolio(method=self.name, stage=portfolio.stage + 1,
-                                candidates=candidates),
+                                group_size=portfolio.group_size, candidates=candidates),
             search_space=meta.search_space, round_=round_, method=self.name,
-            options=self.options)
+            options=self.options, kept=screened.kept)
         return nxt, replace(state, round=round_, values={
             "baseline": baseline, "eta": eta, "theta": theta, "flagged": screened.flagged})
 
@@ -115,10 +123,19 @@ def _current(meta: Recipe, path: str) -> object:
 
 
 def _floor(theta: list[float], floor: float) -> list[float]:
-    """Raise every weight to at least ``floor`` and renormalise."""
-    raised = [max(t, floor) for t in theta]
-    total = sum(raised)
-    out = [t / total for t in raised]
+    """The nearest distribution with every weight at least ``floor``: floored weights
+    are raised to it and the others scaled down to make room (repeated until none
+    falls below)."""
+    out = list(theta)
+    while True:
+        low = [i for i, t in enumerate(out) if t < floor - 1e-15]
+        if not low:
+            break
+        rest = [i for i in range(len(out)) if out[i] >= floor - 1e-15 and i not in low]
+        room = 1.0 - floor * (len(out) - len(rest))
+        total = sum(out[i] for i in rest)
+        for i in range(len(out)):
+            out[i] = floor if i not in rest else out[i] * room / total
     out[-1] = 1.0 - sum(out[:-1])  # exact sum for the schema's check
     return out
 

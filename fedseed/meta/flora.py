@@ -157,7 +157,7 @@ class Flora:
         if space is None:
             nxt = next_meta(meta, {}, replies=replies, budget_evidence=screened.kept,
                             portfolio=None, search_space=None, round_=round_,
-                            method=self.name, options=self.options)
+                            method=self.name, options=self.options, kept=screened.kept)
             return nxt, replace(state, round=round_)
         # Each pair is one device's word: under robust none counts for more than the
         # median device, so inflated example counts cannot steer the fit.
@@ -184,7 +184,7 @@ class Flora:
                         budget_evidence=near or screened.kept,
                         portfolio=self._portfolio(meta, self.options.seed + round_, round_),
                         search_space=space, round_=round_, method=self.name,
-                        options=self.options)
+                        options=self.options, kept=screened.kept)
         return nxt, replace(state, round=round_, values={
             "pairs": pairs, "predicted_val_loss": predicted, "flagged": screened.flagged,
             "outliers": int((~surrogate.kept).sum())})

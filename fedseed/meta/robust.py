@@ -3,8 +3,8 @@ checks that catch client recipes whose claims contradict themselves.
 
 Every aggregator scores configurations through :func:`score_groups`. With
 ``robust=True`` (the default) flagged replies are left out, each client's weight
-is capped at :data:`WEIGHT_CAP` times the round's median (a client cannot buy
-influence by claiming a million examples), a configuration's score is the upper
+is capped at the round's median (:data:`WEIGHT_CAP`; a client cannot buy influence
+by claiming a million examples), a configuration's score is the upper
 weighted median of its clients' losses instead of the weighted mean, and a
 configuration needs :data:`MIN_SUPPORT` clients behind it to be recommended.
 """
@@ -20,8 +20,10 @@ from fedseed.meta.base import ClientReply, assignment_key
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.search import Scalar
 
-#: A client counts for at most this many times the round's median example count.
-WEIGHT_CAP = 3.0
+#: Under robust aggregation a client counts for at most the round's median example
+#: count: with a cap above 1, one inflated claim outweighs an honest client and
+#: decides a group of two or three.
+WEIGHT_CAP = 1.0
 #: Clients that must report on a configuration before (robust) aggregation may
 #: recommend it, when any configuration has that many.
 MIN_SUPPORT = 2
@@ -63,11 +65,18 @@ def weighted_mean(values: Sequence[float], weights: Sequence[float]) -> float:
     return sum(v * w for v, w in zip(values, weights, strict=True)) / total
 
 
+def _close(a: float, b: float) -> bool:
+    """Equal up to the 6 significant digits evidence is written with."""
+    return abs(a - b) <= 10 * _TOL * max(1.0, abs(a), abs(b))
+
+
 def inconsistencies(recipe: Recipe) -> list[str]:
     """What in a client recipe's evidence contradicts itself or the task (empty: none).
 
-    Checked: the final validation metric is the one its curve ends on (or its best
-    point, under early stopping); curve steps increase and stay within the steps
+    Checked: the final validation loss and metric are those of its curve's point at
+    ``best_step``, and that point is the curve's best under early stopping (when the
+    curve was thinned past it: the final metric is the curve's best or last); curve
+    steps increase and stay within the steps
     run and the budget; metrics lie in their range (accuracy in [0, 1], perplexity
     = exp(loss) >= 1); an accuracy is a whole number of validation examples.
     """
@@ -101,12 +110,24 @@ def inconsistencies(recipe: Recipe) -> list[str]:
                 problems.append("perplexity is not exp(validation loss)")
                 break
     higher = recipe.task.higher_is_better
-    best = (max if higher else min)(p.val_metric for p in curve)
-    claimed = ev.final.val_metric
-    ends_on = best if recipe.budget.early_stopping else curve[-1].val_metric
-    if abs(claimed - ends_on) > _TOL * max(1.0, abs(claimed)) * 10:
-        problems.append(f"final validation metric {claimed} is not on its curve "
-                        f"(expected {ends_on})")
+    claimed = ev.final
+    at_best = next((p for p in curve if p.step == ev.best_step), None)
+    if at_best is None:  # a thinned curve may have dropped it: compare with its best
+        best = (max if higher else min)(p.val_metric for p in curve)
+        ends_on = best if recipe.budget.early_stopping else curve[-1].val_metric
+        if not _close(claimed.val_metric, ends_on):
+            problems.append(f"final validation metric {claimed.val_metric} is not on its "
+                            f"curve (expected {ends_on})")
+    else:
+        if not (_close(claimed.val_metric, at_best.val_metric)
+                and _close(claimed.val_loss, at_best.val_loss)):
+            problems.append(f"final validation loss/metric ({claimed.val_loss}, "
+                            f"{claimed.val_metric}) are not its curve's at best_step "
+                            f"{ev.best_step} ({at_best.val_loss}, {at_best.val_metric})")
+        better = [p for p in curve if (p.val_metric > at_best.val_metric + _TOL if higher
+                                       else p.val_metric < at_best.val_metric - _TOL)]
+        if recipe.budget.early_stopping and better:
+            problems.append(f"best_step {ev.best_step} is not its curve's best point")
     return problems
 
 

@@ -2,7 +2,8 @@
 
 After Jamieson & Talwalkar, "Non-stochastic Best Arm Identification and
 Hyperparameter Optimization", AISTATS 2016 (and Hyperband, Li et al., JMLR 2018).
-The round-0 meta-recipe holds a population of configurations, all at a small step
+The round-0 meta-recipe holds a population of configurations (4 by default, each
+dealt to groups of at least three devices), all at a small step
 budget (the largest budget divided by ``eta`` once per halving still to come).
 Each round devices run the population, each configuration on several devices; the
 best ``1/eta`` by their partial learning curves (the validation result at the rung's
@@ -21,13 +22,17 @@ from dataclasses import replace
 
 from fedseed.meta.base import AggregatorState, ClientReply, Options, assignment_key, draw_candidates
 from fedseed.meta.best import require_replies
-from fedseed.meta.finish import next_meta
+from fedseed.meta.finish import largest_budget, next_meta
 from fedseed.meta.robust import score_groups, screen
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.portfolio import Candidate, Portfolio
-from fedseed.recipe.search import Choice, LogUniform, Scalar, Uniform
+from fedseed.recipe.search import Scalar
 
 _BUDGET = "budget.max_steps"
+
+
+#: Devices per dealt configuration: a median over three resists one liar.
+GROUP_SIZE = 3
 
 
 class SuccessiveHalving:
@@ -35,19 +40,14 @@ class SuccessiveHalving:
 
     name = "sha"
 
-    def __init__(self, options: Options = Options(), population: int = 8, eta: int = 2) -> None:
+    def __init__(self, options: Options = Options(), population: int = 4, eta: int = 2) -> None:
         self.options = options
         self.population = population
         self.eta = eta
 
     def max_budget(self, meta: Recipe) -> int:
         """The largest step budget the search space allows (the recipe's own if none)."""
-        dist = meta.search_space.params.get(_BUDGET) if meta.search_space else None
-        if isinstance(dist, Choice):
-            return int(max(v for v in dist.values if isinstance(v, (int, float))))
-        if isinstance(dist, (LogUniform, Uniform)):
-            return int(dist.high)
-        return meta.budget.max_steps
+        return largest_budget(meta)
 
     def _at_budget(self, meta: Recipe, assignment: dict[str, Scalar], steps: int
                    ) -> dict[str, Scalar]:
@@ -59,16 +59,21 @@ class SuccessiveHalving:
         """Round 0: the population at the first rung's budget."""
         if meta.search_space is None:
             return meta
-        rungs = max(0, math.ceil(math.log(self.population, self.eta)))
+        rungs, size = 0, 1
+        while size < self.population:  # halvings until one is left, in integers
+            size *= self.eta
+            rungs += 1
         steps = max(1, self.max_budget(meta) // self.eta ** rungs)
         steps = max(steps, min(meta.budget.eval_every, self.max_budget(meta)))
         rng = random.Random(self.options.seed)
         drawn = draw_candidates(meta.search_space, self.population, rng, skip=(_BUDGET,))
         population = [self._at_budget(meta, a, steps) for a in drawn]
         weight = 1.0 / len(population)
+        candidates = [Candidate(assignment=a, weight=weight) for a in population]
+        candidates[-1] = candidates[-1].model_copy(
+            update={"weight": 1.0 - weight * (len(population) - 1)})
         return meta.model_copy(update={"portfolio": Portfolio(
-            method=self.name, stage=0,
-            candidates=[Candidate(assignment=a, weight=weight) for a in population])})
+            method=self.name, stage=0, group_size=GROUP_SIZE, candidates=candidates)})
 
     def __call__(self, meta: Recipe, replies: Sequence[ClientReply],
                  state: AggregatorState) -> tuple[Recipe, AggregatorState]:
@@ -82,11 +87,12 @@ class SuccessiveHalving:
         if portfolio is None:
             nxt = next_meta(meta, {}, replies=replies, budget_evidence=screened.kept,
                             portfolio=None, search_space=None, round_=round_,
-                            method=self.name, options=self.options)
+                            method=self.name, options=self.options, kept=screened.kept)
             return nxt, replace(state, round=round_)
+        # Unconfirmed results (one device, under robust) rank after confirmed ones.
         ranked = sorted(portfolio.candidates, key=lambda c: (
-            scores[k].badness if (k := assignment_key(c.assignment)) in scores else math.inf,
-            assignment_key(c.assignment)))
+            not scores[k].supported if (k := assignment_key(c.assignment)) in scores else True,
+            scores[k].badness if k in scores else math.inf, k))
         best = ranked[0]
         best_key = assignment_key(best.assignment)
         if best_key not in scores:  # nothing in the portfolio ran: explore again
@@ -112,8 +118,8 @@ class SuccessiveHalving:
             budget_evidence=[r for r in screened.kept
                              if assignment_key(r.assignment) == best_key],
             portfolio=Portfolio(method=self.name, stage=portfolio.stage + 1,
-                                candidates=next_candidates),
+                                group_size=portfolio.group_size, candidates=next_candidates),
             search_space=meta.search_space, round_=round_, method=self.name,
-            options=self.options)
+            options=self.options, kept=screened.kept)
         return nxt, replace(state, round=round_, values={
             "rung_steps": steps, "survivors": len(next_candidates), "flagged": screened.flagged})

@@ -46,11 +46,14 @@ class Portfolio(StrictModel):
     """The configurations a meta-recipe deals to devices next round, with weights.
 
     ``method`` names the aggregator that wrote it; ``stage`` is its own round
-    counter (successive halving's rung).
+    counter (successive halving's rung); ``group_size`` is how many devices each
+    dealt configuration should reach at least (a median of three resists one liar,
+    a median of two does not).
     """
 
     method: Name
     stage: Annotated[int, Field(ge=0, le=10_000)] = 0
+    group_size: Annotated[int, Field(ge=1, le=64)] = 1
     candidates: Annotated[list[Candidate], Field(min_length=1, max_length=MAX_CANDIDATES)]
 
     @model_validator(mode="after")

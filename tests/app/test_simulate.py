@@ -88,3 +88,33 @@ def test_natural_partitioning_of_a_set_without_user_ids_is_bad_input(fedseed, tm
     run = fedseed("simulate", "--partitioner", "natural", "--home", str(tmp_path / "h"))
 
     assert run.code == 2 and "has no natural partition" in run.err
+
+
+@pytest.mark.slow
+def test_portfolio_aggregator_runs_through_the_real_apps(fedseed, tmp_path, quick_recipe,
+                                                         monkeypatch):
+    # fedex writes a portfolio into the signed meta-recipe; the server deals from it and
+    # the production ClientApp runs exactly what it was dealt (or the reply is refused).
+    home = tmp_path / "sim"
+    run = fedseed("simulate", "--clients", "4", "--rounds", "2", "--fraction", "1.0",
+                  "--recipe", str(quick_recipe), "--home", str(home), "--no-final",
+                  "--aggregator", "fedex", timeout=400)
+    assert run.code == 0, run.err[-3000:]
+    report = json.loads((home / "report.json").read_text())
+    assert [r["accepted"] for r in report["rounds"]] == [4, 4]
+    assert all(r["rejected"] == {} for r in report["rounds"])  # no "wrong assignment"
+    monkeypatch.setenv("FEDSEED_HOME", str(home))
+    pulled = fedseed("recipe", "pull", "digits-quick-meta:latest", "-o",
+                     str(tmp_path / "meta.json"), "--registry", str(home / "registry"))
+    assert pulled.code == 0, pulled.err
+    meta = parse_recipe(Envelope.from_json((tmp_path / "meta.json").read_bytes()).payload)
+    assert meta.lineage.method == "fedex" and meta.portfolio is not None
+    assert meta.portfolio.stage == 2
+    assert abs(sum(c.weight for c in meta.portfolio.candidates) - 1) < 1e-6
+
+
+def test_unknown_aggregator_is_one_line_and_exit_2(fedseed, tmp_path):
+    run = fedseed("simulate", "--clients", "2", "--aggregator", "fedx", "--home",
+                  str(tmp_path / "sim"))
+    assert run.code == 2
+    assert "unknown aggregator 'fedx'" in run.err and len(run.err.strip().splitlines()) == 1

@@ -203,3 +203,24 @@ def test_best_aggregates_replies_that_all_have_empty_assignments(world, user_exa
     # Assert
     assert nxt.search_space is None and agg.round == 1 and len(nxt.lineage.parents) == 3
 
+
+
+def test_reply_that_changed_an_unassigned_field_is_refused(world, user_examples, tmp_path):
+    # Prepare: the assigned lr is honoured, but the client also raised its own budget
+    # (which budget-from-curves and the evidence checks would otherwise trust).
+    from fedseed.personalize import personalize_examples
+    from fedseed.recipe.codec import canonical_bytes
+
+    _, _, client, state = world
+    done = personalize_examples(state.meta.recipe, user_examples, method="client",
+                                assignment={"optimizer.lr": 0.01, "budget.max_steps": 30})
+    child = done.recipe.model_copy(update={"lineage": done.recipe.lineage.model_copy(
+        update={"producer": client.keyid})})
+    envelope = sign_envelope(Envelope(payload=canonical_bytes(child)), client.key,
+                             client.keyid).to_json()
+
+    # Execute
+    judged = _judge(envelope, client.pubkey_pem, state, assignment={"optimizer.lr": 0.01})
+
+    # Assert
+    assert judged.reply is None and judged.reason == "wrong assignment"

@@ -41,7 +41,17 @@ def test_budget_is_where_most_clients_are_done():
 
 def test_budget_never_extrapolates_far_beyond_the_evidence():
     slow = [_reply_with_loss_curve(0.001, 100, node=i) for i in range(3)]
-    assert budget_from_curves(slow, eval_every=20) == math.ceil(EXTRAPOLATION * 100 / 20) * 20
+    # Clipped to 1.5x the 100 steps covered, rounding down to whole evaluations.
+    assert budget_from_curves(slow, eval_every=20) == math.floor(EXTRAPOLATION * 100 / 20) * 20
+    assert budget_from_curves(slow, eval_every=20, cap=100) == 100  # never past the cap
+
+
+def test_a_step_zero_point_does_not_break_the_fit():
+    curve = [CurvePoint(step=t, val_loss=0.2 + 2.0 * math.exp(-0.03 * t), val_metric=0.6)
+             for t in range(0, 201, 20)]
+    reply = synthetic_reply({"optimizer.lr": 0.001}, curve[-1].val_loss, steps=200,
+                            accuracy=0.6, curve=curve)
+    assert budget_from_curves([reply], eval_every=20) is not None
 
 
 def test_overfitting_tail_is_ignored():

@@ -1,0 +1,214 @@
+"""Tables and plots of the personalization benchmark (pure functions of its JSON)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+COMMAND = "fedseed bench personalization"
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _bytes(value: float) -> str:
+    if value <= 0:
+        return "0"
+    for unit, size in (("MB", 1e6), ("KB", 1e3)):
+        if value >= size:
+            return f"{value / size:,.1f} {unit}"
+    return f"{value:,.0f} B"
+
+
+def method_table(scenario: dict[str, Any]) -> list[str]:
+    """The per-method table of one scenario."""
+    metric = scenario["metric"]
+    lines = [f"| method | mean test {metric} | worst 10% | held-out mean | bytes down / client "
+             "| bytes up / client | client steps | seconds |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for m in scenario["methods"]:
+        lines.append(f"| {m['method']} | {_fmt(m['mean'])} | {_fmt(m['worst10'])} | "
+                     f"{_fmt(m['held_out_mean'])} | {_bytes(m['bytes_down_per_client'])} | "
+                     f"{_bytes(m['bytes_up_per_client'])} | {m['client_steps']:,.0f} | "
+                     f"{m['seconds']:.0f} |")
+    return lines
+
+
+def _method(scenario: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(m for m in scenario["methods"] if m["method"] == name)
+
+
+def targets(payload: dict[str, Any]) -> list[str]:
+    """The issue's targets, each with the measured value and whether it was met."""
+    lines = []
+    head = next((s for s in payload["scenarios"] if s["headline"]), None)
+    if head is not None:
+        sign = 1 if head["higher_is_better"] else -1
+        default, oracle = _method(head, "local-default"), _method(head, "local-oracle")
+        best = _method(head, head["best_fedseed"])
+        gain = sign * (best["mean"] - default["mean"]) * 100
+        gap = sign * (oracle["mean"] - best["mean"]) * 100
+        compute = best["client_steps"] / oracle["client_steps"]
+        lines += [
+            f"- **{head['scenario']}: best fedseed aggregator ({best['method']}) vs "
+            f"local-default**: {gain:+.1f} points mean test {head['metric']} (target ≥ +5): "
+            f"{'met' if gain >= 5 else 'missed'}.",
+            f"- **… vs local-oracle**: {gap:.1f} points below, at {compute:.2f}× its client "
+            f"compute (target within 1 point at ≤ 0.20×): "
+            f"{'met' if gap <= 1 and compute <= 0.2 else 'missed'}.",
+        ]
+        stt = head["steps_to_target"]
+        ratio = stt.get("median_ratio_default_over_meta")
+        lines.append(
+            f"- **New clients (held out, {stt['users']})**: median steps to 95% of their "
+            f"local-oracle validation {head['metric']}: {_fmt(stt['median_steps_meta'], 0)} "
+            f"with the meta-recipe ({stt['reached_meta']}/{stt['users']} reach it) vs "
+            f"{_fmt(stt['median_steps_default'], 0)} with the default "
+            f"({stt['reached_default']}/{stt['users']}); median per-client ratio "
+            f"{_fmt(ratio, 2)}× (target ≥ 2×): "
+            f"{'met' if ratio is not None and ratio >= 2 else 'missed'}.")
+        for label in ("fedavg", "fedavg+ft"):
+            other = _method(head, label)
+            diff = sign * (best["mean"] - other["mean"]) * 100
+            fewer = other["bytes_up_per_client"] / max(1, best["bytes_up_per_client"])
+            lines.append(f"- **vs {label}**: fedseed {'ahead' if diff >= 0 else 'behind'} by "
+                         f"{abs(diff):.1f} points ({_fmt(best['mean'])} vs "
+                         f"{_fmt(other['mean'])}), sending {fewer:,.0f}× fewer bytes up per "
+                         "client.")
+        for row in head.get("poisoning", []):
+            drop = sign * (row["clean"] - row["robust"]) * 100
+            lines.append(
+                f"- **20% Byzantine, {row['aggregator']}**: robust {_fmt(row['robust'])} vs clean "
+                f"{_fmt(row['clean'])} ({drop:+.1f} points; target within 2): "
+                f"{'met' if drop <= 2 else 'missed'}; without robust aggregation "
+                f"{_fmt(row['naive'])}.")
+    for row in payload["bytes_per_recipe"]:
+        if row["recipe"].startswith("text-bert-tiny"):
+            lines.append(f"- **Bytes per client per round, {row['recipe']}** "
+                         f"({row['parameters']:,} parameters): FedAvg / fedseed "
+                         f"= {row['ratio']:,.0f}× (target ≥ 1000×): "
+                         f"{'met' if row['ratio'] >= 1000 else 'missed'}.")
+    return lines
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    """docs/results/personalization.md."""
+    m = payload["machine"]
+    out = ["# Personalization benchmark: meta-recipes vs local training vs FedAvg", "",
+           f"Written by `{COMMAND}` (config `{payload['config']}`) on {m['cores']} cores "
+           f"({m['cpu']}), Python {m['python']}, torch {m['torch']}; the whole run took "
+           f"{payload['seconds'] / 60:.1f} min. Every method of a scenario runs on the same "
+           "partitions and seeds; every user is scored on its own test split; held-out users "
+           "never join a federation. *client steps* = optimizer steps per user over the "
+           "whole run (federation rounds, grid search and final personalization); bytes are "
+           "per federated user over the whole run, counted from the messages that crossed.", "",
+           "## Targets", "", *targets(payload), ""]
+    for s in payload["scenarios"]:
+        setting = (f"Dirichlet α = {s['alpha']}" if s["alpha"] is not None
+                   else "one user per category")
+        budget = f", every budget capped at {s['max_steps']} steps" if s["max_steps"] else ""
+        out += [f"## {s['scenario']}: {s['recipe']} on {s['dataset']} ({setting}, "
+                f"{s['clients']} users, {s['held_out']} held out{budget})", "",
+                *method_table(s), ""]
+        stt = s["steps_to_target"]
+        out += [f"New users ({stt['users']} held out), steps to 95% of their local-oracle "
+                f"validation {s['metric']}: {stt['method']} {_fmt(stt['median_steps_meta'], 0)}"
+                f" (reached {stt['reached_meta']}), local-default "
+                f"{_fmt(stt['median_steps_default'], 0)} (reached {stt['reached_default']}).", ""]
+        configs = [f"{r['method']}: " + ", ".join(f"{k} {v:g}" if isinstance(v, float) else
+                                                 f"{k} {v}" for k, v in r["meta_config"].items())
+                   for r in s["methods"] if "meta_config" in r]
+        if configs:
+            out += ["Final meta-recipe configurations: " + "; ".join(configs) + ".", ""]
+        if s.get("poisoning"):
+            out += ["### 20% Byzantine users", "",
+                    "Byzantine users reply with valid, signed, self-consistent client recipes "
+                    "that claim a perfect result (and 100× their example count) for "
+                    "configurations with a learning rate in the top quarter of the range, and "
+                    "a terrible one otherwise. Quality = mean test metric of the honest users "
+                    "personalising with the final meta-recipe.", "",
+                    "| aggregator | Byzantine users | clean | robust aggregation | "
+                    "without robust aggregation |", "|---|---:|---:|---:|---:|"]
+            for row in s["poisoning"]:
+                out.append(f"| {row['aggregator']} | {row['byzantine']} | {_fmt(row['clean'])} "
+                           f"| {_fmt(row['robust'])} | {_fmt(row['naive'])} |")
+            out.append("")
+        if s.get("warm_start"):
+            w = s["warm_start"]
+            on_t = w["steps_to_target_on"]
+            out += ["### Adam second-moment warm start", "",
+                    "| | mean test | worst 10% | median steps to target (new users) |",
+                    "|---|---:|---:|---:|",
+                    f"| {w['method']} | {_fmt(w['off']['mean'])} | {_fmt(w['off']['worst10'])} "
+                    f"| {_fmt(stt['median_steps_meta'], 0)} |",
+                    f"| {w['method']} + warm start | {_fmt(w['on']['mean'])} | "
+                    f"{_fmt(w['on']['worst10'])} | {_fmt(on_t['median_steps_meta'], 0)} |", ""]
+    out += ["## Bytes per client per round, by recipe", "",
+            "fedseed: one signed meta-recipe down (a FedEx portfolio of 8 configurations) and "
+            "one signed client recipe up (from a real 20-step run); FedAvg: the float32 weights "
+            "each way, times the framing overhead measured in the runs above.", "",
+            "| recipe | parameters | meta-recipe | client recipe | fedseed / round | "
+            "FedAvg / round | FedAvg ÷ fedseed |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in payload["bytes_per_recipe"]:
+        out.append(f"| {row['recipe']} | {row['parameters']:,} | "
+                   f"{_bytes(row['meta_recipe_bytes'])} | {_bytes(row['client_recipe_bytes'])} | "
+                   f"{_bytes(row['fedseed_bytes_per_round'])} | "
+                   f"{_bytes(row['fedavg_bytes_per_round'])} | {row['ratio']:,.0f}× |")
+    out += ["", "![metric vs bytes](personalization.png)", "",
+            "![learning curves](personalization_curves.png)", ""]
+    return "\n".join(out)
+
+
+def figures(payload: dict[str, Any], out: Path) -> list[Path]:
+    """personalization.png (metric vs bytes per method) and personalization_curves.png
+    (held-out users' mean validation curve, meta-recipe vs default)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fedseed.bench.report import save_figure
+
+    scenarios = payload["scenarios"]
+    n = len(scenarios)
+    cols = min(3, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
+    for ax, s in zip(axes.flat, scenarios, strict=False):
+        for m in s["methods"]:
+            total = m["bytes_down_per_client"] + m["bytes_up_per_client"]
+            x = max(total, 1.0)
+            ax.scatter([x], [m["mean"]], s=40)
+            ax.annotate(m["method"], (x, m["mean"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("bytes per client, whole run (local methods at 1)")
+        ax.set_ylabel(f"mean test {s['metric']}")
+        ax.set_title(s["scenario"], fontsize=9)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    paths = [save_figure(fig, out / "personalization.png")]
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
+    for ax, s in zip(axes.flat, scenarios, strict=False):
+        curves = s["curves"]
+        for label, key in ((s["best_fedseed"] + " meta-recipe", "meta"),
+                           ("default recipe", "default")):
+            if curves[key]:
+                steps, values = zip(*curves[key], strict=True)
+                ax.plot(steps, values, marker="o", markersize=3, label=label)
+        if curves.get("oracle_val_mean") is not None:
+            ax.axhline(curves["oracle_val_mean"], color="grey", linestyle="--",
+                       label="local-oracle (validation)")
+        ax.set_xlabel("optimizer steps")
+        ax.set_ylabel(f"held-out users' mean validation {s['metric']}")
+        ax.set_title(s["scenario"], fontsize=9)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    paths.append(save_figure(fig, out / "personalization_curves.png"))
+    return paths
