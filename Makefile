@@ -38,6 +38,7 @@ bench-setup:
 bench: $(STAMP) bench-setup
 	$(BIN)/fedseed bench overhead --out docs/results
 	$(BIN)/fedseed bench provenance --out docs/results
+	$(BIN)/fedseed bench trajectory --out docs/results
 	$(BIN)/fedseed bench personalization --out docs/results
 
 lint: $(STAMP)

@@ -10,6 +10,8 @@ get ``partition-id``/``num-partitions`` from Flower and a key made on first use.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
@@ -32,9 +34,6 @@ log = logging.getLogger(__name__)
 #: Error codes a client replies with instead of a recipe.
 REFUSED, FAILED = 403, 500
 
-app = ClientApp()
-
-
 def _identity(context: Context):  # type: ignore[no-untyped-def]
     config = context.node_config
     if "key" in config:
@@ -49,42 +48,54 @@ def _refuse(msg: Message, code: int, error: FedseedError) -> Message:
     return Message(Error(code=code, reason=error.diagnostics()), reply_to=msg)
 
 
-@app.train()
-def train(msg: Message, context: Context) -> Message:
-    """One round: verify, train the assigned configuration, sign the client recipe."""
-    values = record(msg)
-    try:
-        meta = verify_meta(bytes_field(values, protocol.META), load_trust())
-    except FedseedError as e:
-        return _refuse(msg, REFUSED, e)
-    try:
-        identity = _identity(context)
-        examples = node_examples(context.node_config, context.run_config, meta.recipe)
-        envelope, metrics = train_round(meta, str(values.get(protocol.ASSIGNMENT, "")),
-                                        examples, identity, weights_path_for(context.node_id))
-    except FedseedError as e:
-        return _refuse(msg, FAILED, e)
-    content = RecordDict({
-        protocol.RECORD: ConfigRecord({protocol.RECIPE: envelope,
-                                       protocol.PUBKEY: identity.pubkey_pem}),
-        protocol.METRICS: metric_record(metrics),
-    })
-    return Message(content, reply_to=msg)
+def make_client_app(run_config: Mapping[str, Any] | None = None) -> ClientApp:
+    """The fedseed ClientApp; ``run_config`` replaces the run's config when given (an
+    in-process simulation has no Flower run config to carry the data set's name)."""
+    app = ClientApp()
+
+    def config_of(context: Context) -> Mapping[str, Any]:
+        return context.run_config if run_config is None else run_config
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        """One round: verify, train the assigned configuration, sign the client recipe."""
+        values = record(msg)
+        try:
+            meta = verify_meta(bytes_field(values, protocol.META), load_trust())
+        except FedseedError as e:
+            return _refuse(msg, REFUSED, e)
+        try:
+            identity = _identity(context)
+            examples = node_examples(context.node_config, config_of(context), meta.recipe)
+            envelope, metrics = train_round(meta, str(values.get(protocol.ASSIGNMENT, "")),
+                                            examples, identity, weights_path_for(context.node_id))
+        except FedseedError as e:
+            return _refuse(msg, FAILED, e)
+        content = RecordDict({
+            protocol.RECORD: ConfigRecord({protocol.RECIPE: envelope,
+                                           protocol.PUBKEY: identity.pubkey_pem}),
+            protocol.METRICS: metric_record(metrics),
+        })
+        return Message(content, reply_to=msg)
+
+    @app.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        """Final personalization: from the last meta-recipe and from the round-0 recipe."""
+        values = record(msg)
+        try:
+            trust = load_trust()
+            meta = verify_meta(bytes_field(values, protocol.META), trust)
+            baseline = verify_meta(bytes_field(values, protocol.BASELINE), trust)
+        except FedseedError as e:
+            return _refuse(msg, REFUSED, e)
+        try:
+            examples = node_examples(context.node_config, config_of(context), meta.recipe)
+            metrics = final_round(meta, baseline, examples, weights_path_for(context.node_id))
+        except FedseedError as e:
+            return _refuse(msg, FAILED, e)
+        return Message(RecordDict({protocol.METRICS: metric_record(metrics)}), reply_to=msg)
+
+    return app
 
 
-@app.evaluate()
-def evaluate(msg: Message, context: Context) -> Message:
-    """Final personalization: from the last meta-recipe and from the round-0 recipe."""
-    values = record(msg)
-    try:
-        trust = load_trust()
-        meta = verify_meta(bytes_field(values, protocol.META), trust)
-        baseline = verify_meta(bytes_field(values, protocol.BASELINE), trust)
-    except FedseedError as e:
-        return _refuse(msg, REFUSED, e)
-    try:
-        examples = node_examples(context.node_config, context.run_config, meta.recipe)
-        metrics = final_round(meta, baseline, examples, weights_path_for(context.node_id))
-    except FedseedError as e:
-        return _refuse(msg, FAILED, e)
-    return Message(RecordDict({protocol.METRICS: metric_record(metrics)}), reply_to=msg)
+app = make_client_app()

@@ -106,9 +106,16 @@ def run_federation(grid: Grid, cfg: FederationConfig,
     # The server publishes its own meta-recipes: its key is a publisher of its registry.
     registry_trust, _ = trust.add(public_pem(key.public_key()), "publisher", cfg.server_key)
     registry = open_registry(cfg.registry or None, registry_trust)
-    aggregate = get_aggregator(cfg.aggregator, Options(
-        robust=cfg.robust, budget_from_curves=cfg.budget_from_curves,
-        warm_start=cfg.warm_start, seed=cfg.seed))
+    options = Options(robust=cfg.robust, budget_from_curves=cfg.budget_from_curves,
+                      warm_start=cfg.warm_start, seed=cfg.seed)
+    if cfg.mode == "trajectory":
+        from fedseed.meta import TrajectoryAggregator
+
+        aggregate: Any = TrajectoryAggregator(
+            options, pool_size=cfg.pool_size, steps=cfg.zo_steps, lr=cfg.zo_lr,
+            epsilon=cfg.zo_epsilon, seeds_per_step=cfg.seeds_per_step, sampling=cfg.sampling)
+    else:
+        aggregate = get_aggregator(cfg.aggregator, options)
     state = _initial_state(cfg, key, trust, registry, aggregate)
     meta_name = f"{state.baseline.recipe.name}-meta"
     result = FederationResult(meta_name=meta_name, meta_digests=[state.meta.digest])
@@ -286,8 +293,9 @@ def _final(grid: Grid, cfg: FederationConfig, state: ServerState, emit: Event
                         key=lambda row: row["node"])
     out: dict[str, Any] = {"clients": len(nodes), "reported": len(rows),
                            "per_client": per_client}
-    for name in ("test-metric-meta", "test-metric-baseline", "steps-meta", "steps-baseline"):
-        values = sorted(float(row[name]) for row in rows)  # type: ignore[arg-type]
+    for name in ("test-metric-shared", "test-metric-meta", "test-metric-baseline",
+                 "steps-meta", "steps-baseline"):
+        values = sorted(float(row[name]) for row in rows if name in row)  # type: ignore[arg-type]
         if values:
             out[name] = {"mean": sum(values) / len(values), "p10": percentile(values, 10)}
     emit("final", out)

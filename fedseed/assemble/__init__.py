@@ -20,13 +20,19 @@ if TYPE_CHECKING:
 
 
 def assemble(recipe: Recipe) -> torch.nn.Module:
-    """Build the model ``recipe`` describes, with deterministic random weights."""
+    """Build the model ``recipe`` describes, with deterministic random weights; a
+    recipe with trajectory coefficients is then replayed to its shared model."""
     import torch
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.init.seed)
         model = _build(recipe)
-    return model.to(torch.float32)
+    model = model.to(torch.float32)
+    if recipe.trajectory is not None and recipe.trajectory.coefficients is not None:
+        from fedseed.trajectory.replay import apply_trajectory
+
+        apply_trajectory(model, recipe.trajectory)
+    return model
 
 
 def parameter_count(recipe: Recipe) -> int:

@@ -62,6 +62,12 @@ class Scenario:
     headline: bool = False
     poisoning: bool = False
     warm_start: bool = False
+    trajectory: bool = False
+    trajectory_rounds: int = 10
+    pool_size: int = 1024
+    zo_steps: int = 50
+    seeds_per_step: int = 16
+    zo_lr: float = 0.004
 
     def __post_init__(self) -> None:
         from fedseed.meta import AGGREGATORS
@@ -298,6 +304,45 @@ class Runner:
             federation_steps=per_user_fed, seconds=time.perf_counter() - started,
             details=details)
 
+    def trajectory(self) -> tuple[MethodResult, MethodResult]:
+        """Seed-trajectory mode among the federated users; then every user evaluates
+        the replayed shared model as is and fine-tunes it with the recipe."""
+        from fedseed.bench.fedseed_run import run_fedseed
+        from fedseed.federation.config import FederationConfig
+
+        started = time.perf_counter()
+        fed_users = [self.users[i] for i in self.federated]
+        home = Path(tempfile.mkdtemp(dir=self.work, prefix="trajectory-"))
+        cfg = FederationConfig(
+            num_rounds=self.s.trajectory_rounds, fraction=self.s.fraction,
+            min_nodes=len(fed_users), min_replies=1, recipe=self.s.recipe,
+            mode="trajectory", pool_size=self.s.pool_size, zo_steps=self.s.zo_steps,
+            seeds_per_step=self.s.seeds_per_step, zo_lr=self.s.zo_lr, client_trust="tofu",
+            auto_keys=True, registry=str(home / "registry"), seed=self.settings.seed,
+            max_steps=self.s.max_steps, final_personalization=False)
+        run = run_fedseed(cfg, fed_users, home, parallel=self.settings.parallel)
+        data = self._recipe_bytes(run.meta)
+        shared = self.pool.map(Job(data, u, train=False) for u in self.users)
+        shared_seconds = time.perf_counter() - started
+        tuned = self.personalise_all(run.meta)
+        per_user_fed = [0.0] * len(self.users)
+        for i in self.federated:
+            per_user_fed[i] = run.steps_per_client
+        t = run.meta.trajectory
+        assert t is not None
+        details = {"meta_bytes": run.meta_envelope_bytes,
+                   "federation_seconds": round(run.wall_seconds, 1),
+                   "pool_size": t.pool_size, "zo_steps_per_round": t.steps,
+                   "seeds_per_step": t.seeds_per_step,
+                   "forward_passes_per_client": 2 * t.steps * t.seeds_per_step
+                   * self.s.trajectory_rounds * self.s.fraction}
+        common = {"bytes_down": run.bytes_down_per_client + run.meta_envelope_bytes,
+                  "bytes_up": run.bytes_up_per_client, "rounds": self.s.trajectory_rounds,
+                  "federation_steps": per_user_fed, "details": details}
+        return (MethodResult("fedseed-trajectory", shared, seconds=shared_seconds, **common),
+                MethodResult("fedseed-trajectory+ft", tuned,
+                             seconds=time.perf_counter() - started, **common))
+
     def fedavg(self) -> tuple[MethodResult, MethodResult]:
         """Flower's FedAvg, then its global model as is and fine-tuned per user."""
         from fedseed.bench.fedavg import run_fedavg
@@ -412,6 +457,9 @@ def run_scenario(scenario: Scenario, settings: Settings, pool: Pool, work: Path,
         methods.append(fedseed_runs[name])
     on_event(f"{scenario.name}: fedavg")
     methods.extend(runner.fedavg())
+    if scenario.trajectory:
+        on_event(f"{scenario.name}: fedseed-trajectory ({scenario.trajectory_rounds} rounds)")
+        methods.extend(runner.trajectory())
     held = runner.held_out
     rows = [m.summary(higher, held) for m in methods]
     best_name = (max if higher else min)(
@@ -502,12 +550,15 @@ def recipe_bytes_table(fedavg_overhead: float = 1.0) -> list[dict[str, Any]]:
                                       method="client").recipe
         params = parameter_count(recipe)
         fedseed_bytes = signed(meta) + signed(client)
+        trajectory_bytes = _trajectory_round_bytes(recipe, client, signed)
         fedavg_bytes = 2 * 4 * params * fedavg_overhead
         rows.append({"recipe": name, "parameters": params, "meta_recipe_bytes": signed(meta),
                      "client_recipe_bytes": signed(client),
                      "fedseed_bytes_per_round": fedseed_bytes,
                      "fedavg_bytes_per_round": round(fedavg_bytes),
-                     "ratio": fedavg_bytes / fedseed_bytes})
+                     "ratio": fedavg_bytes / fedseed_bytes,
+                     "trajectory_bytes_per_round": trajectory_bytes,
+                     "trajectory_ratio": fedavg_bytes / trajectory_bytes})
         if name == "text-bert-tiny":
             # BERT-tiny as published has a 30,522-id WordPiece vocabulary: the same
             # tensors (so the same recipes, byte for byte in size), 8.6x the weights.
@@ -519,8 +570,36 @@ def recipe_bytes_table(fedavg_overhead: float = 1.0) -> list[dict[str, Any]]:
                          "meta_recipe_bytes": signed(meta), "client_recipe_bytes": signed(client),
                          "fedseed_bytes_per_round": fedseed_bytes,
                          "fedavg_bytes_per_round": round(fedavg_wp),
-                         "ratio": fedavg_wp / fedseed_bytes})
+                         "ratio": fedavg_wp / fedseed_bytes,
+                         "trajectory_bytes_per_round": trajectory_bytes,
+                         "trajectory_ratio": fedavg_wp / trajectory_bytes})
     return rows
+
+
+def _trajectory_round_bytes(recipe: Any, client: Any, signed: Callable[[Any], int],
+                            pool: int = 1024, seeds: int = 800) -> int:
+    """Seed-trajectory bytes per client per round: a signed meta-recipe with ``pool``
+    float32 coefficients down, a signed client recipe with ``seeds`` per-seed sums up
+    (50 steps x 16 seeds draw about 800 distinct seeds of 1,024). Sizes do not depend
+    on the values, so random ones are used."""
+    import numpy as np
+
+    from fedseed.meta import Options, TrajectoryAggregator
+    from fedseed.recipe.trajectory import SeedUpdate, encode_floats, encode_indices
+
+    meta = TrajectoryAggregator(Options(), pool_size=pool).prepare(recipe)
+    rng = np.random.default_rng(0)
+    assert meta.trajectory is not None
+    meta = meta.model_copy(update={"trajectory": meta.trajectory.model_copy(update={
+        "coefficients": encode_floats(rng.standard_normal(pool).astype(np.float32))})})
+    update = SeedUpdate(seeds=encode_indices(np.sort(rng.choice(pool, seeds, replace=False))),
+                        sums=encode_floats(rng.standard_normal(seeds).astype(np.float32)),
+                        steps=50)
+    evidence = client.evidence.model_copy(update={"optimizer_stats": []})
+    reply = client.model_copy(update={"evidence": evidence, "trajectory": meta.trajectory
+                                      .model_copy(update={"coefficients": None,
+                                                          "update": update})})
+    return signed(meta) + signed(reply)
 
 
 def run(config: Path, out: Path, on_event: Event, only: Sequence[str] = ()) -> dict[str, Any]:

@@ -87,6 +87,28 @@ def targets(payload: dict[str, Any]) -> list[str]:
                 f"{_fmt(row['clean'])} ({drop:+.1f} points; target within 2): "
                 f"{'met' if drop <= 2 else 'missed'}; without robust aggregation "
                 f"{_fmt(row['naive'])}.")
+    if head is not None and any(m["method"] == "fedseed-trajectory" for m in head["methods"]):
+        shared, tuned = _method(head, "fedseed-trajectory"), _method(head, "fedseed-trajectory+ft")
+        fedavg_ft = _method(head, "fedavg+ft")
+        gap = sign * (fedavg_ft["mean"] - tuned["mean"]) * 100
+        comm = (fedavg_ft["bytes_up_per_client"] + fedavg_ft["bytes_down_per_client"]) / max(
+            1.0, tuned["bytes_up_per_client"] + tuned["bytes_down_per_client"])
+        lines += [
+            f"- **Seed trajectory, {head['scenario']}: shared model** (replayed, no "
+            f"fine-tuning) mean test {head['metric']} {_fmt(shared['mean'])} after "
+            f"{shared['rounds']} rounds (target ≥ 0.90): "
+            f"{'met' if shared['mean'] >= 0.90 else 'missed'}.",
+            f"- **… after fine-tuning**: {_fmt(tuned['mean'])} vs FedAvg + fine-tuning "
+            f"{_fmt(fedavg_ft['mean'])} ({gap:+.1f} points behind; target within 2): "
+            f"{'met' if gap <= 2 else 'missed'}.",
+            f"- **… communication over the run**: FedAvg + FT / trajectory = {comm:,.1f}× "
+            f"(target ≥ 10× for digits-mlp): {'met' if comm >= 10 else 'missed'}.",
+        ]
+    for row in payload["bytes_per_recipe"]:
+        if row["recipe"].startswith("text-bert-tiny") and "trajectory_ratio" in row:
+            lines.append(f"- **Seed-trajectory bytes per client per round, {row['recipe']}**: "
+                         f"FedAvg / trajectory = {row['trajectory_ratio']:,.0f}× (target "
+                         f"≥ 1000×): {'met' if row['trajectory_ratio'] >= 1000 else 'missed'}.")
     for row in payload["bytes_per_recipe"]:
         if row["recipe"].startswith("text-bert-tiny"):
             lines.append(f"- **Bytes per client per round, {row['recipe']}** "
@@ -151,14 +173,21 @@ def markdown(payload: dict[str, Any]) -> str:
     out += ["## Bytes per client per round, by recipe", "",
             "fedseed: one signed meta-recipe down (a FedEx portfolio of 8 configurations) and "
             "one signed client recipe up (from a real 20-step run); FedAvg: the float32 weights "
-            "each way, times the framing overhead measured in the runs above.", "",
+            "each way, times the framing overhead measured in the runs above. Seed "
+            "trajectory: a signed meta-recipe with 1,024 float32 coefficients down and a "
+            "signed client recipe with 800 per-seed sums up (50 steps × 16 seeds).", "",
             "| recipe | parameters | meta-recipe | client recipe | fedseed / round | "
-            "FedAvg / round | FedAvg ÷ fedseed |", "|---|---:|---:|---:|---:|---:|---:|"]
+            "FedAvg / round | FedAvg ÷ fedseed | seed trajectory / round | FedAvg ÷ "
+            "trajectory |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in payload["bytes_per_recipe"]:
+        traj = row.get("trajectory_bytes_per_round")
+        traj_cells = (f"{_bytes(traj)} | {row['trajectory_ratio']:,.0f}×" if traj
+                      else "– | –")
         out.append(f"| {row['recipe']} | {row['parameters']:,} | "
                    f"{_bytes(row['meta_recipe_bytes'])} | {_bytes(row['client_recipe_bytes'])} | "
                    f"{_bytes(row['fedseed_bytes_per_round'])} | "
-                   f"{_bytes(row['fedavg_bytes_per_round'])} | {row['ratio']:,.0f}× |")
+                   f"{_bytes(row['fedavg_bytes_per_round'])} | {row['ratio']:,.0f}× | "
+                   f"{traj_cells} |")
     out += ["", "![metric vs bytes](personalization.png)", "",
             "![learning curves](personalization_curves.png)", ""]
     return "\n".join(out)

@@ -77,3 +77,31 @@ def personalization(
         console.out(f"{s['scenario']:18} {s['best_fedseed']:14} {best['mean']:.3f}  "
                     f"local-default {default['mean']:.3f}", highlight=False)
     console.out("wrote " + ", ".join(result["written"]), highlight=False)
+
+
+@app.command("trajectory")
+def trajectory(
+    out: Path = typer.Option(Path("docs/results"), help="Folder for trajectory.{json,md,png}."),
+    repeats: int = typer.Option(3, min=1, max=50, help="Replays per case (median)."),
+    recipe: list[str] = typer.Option(["digits-mlp", "text-bert-tiny"],
+                                     help="Recipes to replay (repeatable)."),
+    pool_size: list[int] = typer.Option([1024, 4096], help="Pool sizes K (repeatable)."),
+    memory_recipe: str = typer.Option("text-bert-tiny", help="Recipe of the memory test."),
+) -> None:
+    """Seed trajectories: replay time, bit-exact replay, client memory vs first-order."""
+    from fedseed.bench import trajectory as bench
+    from fedseed.errors import FedseedError
+
+    if any(not 1 <= k <= 4096 for k in pool_size):
+        raise FedseedError(f"--pool-size {pool_size}: every K must be in 1..4096")
+    cases = [(name, k) for name in recipe for k in pool_size]
+    with console.status("trajectory benchmark") as status:
+        result = bench.run(out, repeats=repeats, on_step=lambda text: status.update(text),
+                           cases=cases, memory_recipe=memory_recipe)
+    for r in result["replay"]:
+        console.out(f"replay {r['recipe']:15} K={r['pool_size']:5}  {r['seconds']:.2f}s  "
+                    f"meta {r['meta_recipe_bytes']:,} B", highlight=False)
+    zo, fo = result["memory"]["zeroth_order"], result["memory"]["first_order"]
+    console.out(f"bit-exact: {result['bit_exact']['identical']}; client peak RSS zeroth-order "
+                f"{zo['peak_mib']:.0f} MiB vs first-order {fo['peak_mib']:.0f} MiB\n"
+                "wrote " + ", ".join(result["written"]), highlight=False)

@@ -16,7 +16,9 @@ from fedseed.cli._common import console
 def simulate_cmd(
     clients: int = typer.Option(10, min=1, max=10_000, help="Simulated nodes."),
     rounds: int = typer.Option(3, min=1, max=10_000, help="Federation rounds."),
-    dataset: str = typer.Option("digits", help="Built-in data set to partition."),
+    dataset: str = typer.Option("digits", help="Built-in data set to partition (digits, "
+                                "toy-text), or fortunes (Debian's, one user per category; "
+                                "--partitioner natural)."),
     partitioner: str = typer.Option("dirichlet", help="iid, dirichlet or natural."),
     alpha: float = typer.Option(0.5, min=0.001, help="Dirichlet concentration."),
     recipe: str = typer.Option("digits-mlp", help="Built-in recipe name or file."),
@@ -28,6 +30,15 @@ def simulate_cmd(
                                             "a saturating fit of the learning curves."),
     warm_start: bool = typer.Option(False, help="Pool clients' Adam second moments into the "
                                     "meta-recipe."),
+    mode: str = typer.Option("recipes", help="recipes (share configurations) or trajectory "
+                             "(share a model as seeds and scalars; docs/seed-trajectories.md)."),
+    pool_size: int = typer.Option(1024, min=1, max=4096, help="trajectory: seeds in the pool."),
+    zo_steps: int = typer.Option(50, min=1, help="trajectory: zeroth-order steps per round."),
+    zo_lr: float = typer.Option(0.004, min=1e-12, max=10, help="trajectory: step size."),
+    seeds_per_step: int = typer.Option(16, min=1, max=4096,
+                                       help="trajectory: pool seeds estimated per step."),
+    sampling: str = typer.Option("uniform", help="trajectory: uniform or pro (seeds that "
+                                 "moved the model are drawn more)."),
     fraction: float = typer.Option(0.5, min=0.0001, max=1.0, help="Share of nodes per round."),
     max_steps: int = typer.Option(0, min=0, help="Override the recipe's max_steps (0: keep)."),
     seed: int = typer.Option(0, min=0, help="Partition and sampling seed."),
@@ -43,14 +54,18 @@ def simulate_cmd(
     simulate(clients=clients, rounds=rounds, dataset=dataset, partitioner=partitioner,
              alpha=alpha, recipe=recipe, aggregator=aggregator, fraction=fraction,
              robust=robust, budget_from_curves=budget_from_curves, warm_start=warm_start,
-             max_steps=max_steps, seed=seed, home=home, parallel=parallel, final=final,
+             mode=mode, pool_size=pool_size, zo_steps=zo_steps, zo_lr=zo_lr,
+             seeds_per_step=seeds_per_step, sampling=sampling, max_steps=max_steps,
+             seed=seed, home=home, parallel=parallel, final=final,
              show_clients=show_clients, lineage=lineage, resume=resume)
 
 
 def simulate(*, clients: int, rounds: int, dataset: str = "digits",
              partitioner: str = "dirichlet", alpha: float = 0.5, recipe: str = "digits-mlp",
              aggregator: str = "best", fraction: float = 0.5, robust: bool = True,
-             budget_from_curves: bool = True, warm_start: bool = False, max_steps: int = 0,
+             budget_from_curves: bool = True, warm_start: bool = False, mode: str = "recipes",
+             pool_size: int = 1024, zo_steps: int = 50, zo_lr: float = 0.004,
+             seeds_per_step: int = 16, sampling: str = "uniform", max_steps: int = 0,
              seed: int = 0, home: Path | None = None, parallel: int = 2, final: bool = True,
              show_clients: bool = False, lineage: bool = False, resume: bool = False) -> None:
     """Run and print a simulated federation (shared by ``simulate`` and ``demo``)."""
@@ -65,6 +80,12 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
     from fedseed.meta import AGGREGATORS
 
     check_partitioner(dataset, partitioner)
+    if dataset == "fortunes":  # fail now, with the install hint, not in every node
+        from fedseed.data.fortunes import load_fortunes
+
+        if len(load_fortunes(max_users=clients)) < clients:
+            raise FedseedError(f"--clients {clients}: fortunes has fewer categories with "
+                               "enough quotes; use fewer clients")
     if aggregator not in AGGREGATORS:
         raise FedseedError(f"--aggregator: unknown aggregator '{aggregator}'; choose from "
                            f"{', '.join(sorted(AGGREGATORS))}")
@@ -78,12 +99,16 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
         num_rounds=rounds, fraction=fraction, min_nodes=min(clients, 2), recipe=recipe,
         dataset=dataset, partitioner=partitioner, alpha=alpha, aggregator=aggregator,
         robust=robust, budget_from_curves=budget_from_curves, warm_start=warm_start,
+        mode=mode, pool_size=pool_size, zo_steps=zo_steps, zo_lr=zo_lr,  # type: ignore[arg-type]
+        seeds_per_step=seeds_per_step, sampling=sampling,
         client_trust="tofu", auto_keys=True, registry=str(home / "registry"), seed=seed,
         max_steps=max_steps, final_personalization=final, resume=resume,
     )
+    what = (f"trajectory mode, {pool_size} seeds" if mode == "trajectory"
+            else f"aggregator {aggregator}")
     console.out(f"fedseed simulate: {clients} clients, {rounds} rounds, {recipe} on {dataset} "
                 f"({partitioner}{f' alpha {alpha}' if partitioner == 'dirichlet' else ''}), "
-                f"aggregator {aggregator}; state in {home}", highlight=False)
+                f"{what}; state in {home}", highlight=False)
     started = time.monotonic()
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("rounds", total=rounds + (1 if final else 0))
@@ -104,9 +129,11 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
     console.print(table)
     if result.final:
         f = result.final
+        shared = (f"replayed shared model {_pair(f, 'test-metric-shared')}, fine-tuned from it "
+                  if "test-metric-shared" in f else "final meta-recipe ")
         console.out(
             f"final personalization ({f['reported']}/{f['clients']} clients), test metric "
-            f"mean/p10: final meta-recipe {_pair(f, 'test-metric-meta')}, round-0 recipe "
+            f"mean/p10: {shared}{_pair(f, 'test-metric-meta')}, round-0 recipe "
             f"{_pair(f, 'test-metric-baseline')}", highlight=False)
     if show_clients and result.final.get("per_client"):
         metric = cfg_metric(recipe)
@@ -132,7 +159,7 @@ def _run(cfg, clients: int, parallel: int, on_event):  # type: ignore[no-untyped
 
     from flwr.simulation import run_simulation
 
-    from fedseed.app.client_app import app as client_app
+    from fedseed.app.client_app import make_client_app
     from fedseed.app.server_app import FederationResult, make_server_app
     from fedseed.errors import AggregationError
 
@@ -142,7 +169,10 @@ def _run(cfg, clients: int, parallel: int, on_event):  # type: ignore[no-untyped
     logging.getLogger("flwr").setLevel(logging.ERROR)
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     run_simulation(
-        server_app=make_server_app(cfg, on_event, results), client_app=client_app,
+        server_app=make_server_app(cfg, on_event, results),
+        # The nodes partition what the server was told to federate.
+        client_app=make_client_app({"dataset": cfg.dataset, "partitioner": cfg.partitioner,
+                                    "alpha": cfg.alpha, "seed": cfg.seed}),
         num_supernodes=clients,
         backend_config={"client_resources": {"num_cpus": max(1, 2 // parallel) if parallel
                                              <= 2 else 1, "num_gpus": 0.0},

@@ -15,9 +15,9 @@ from fedseed.errors import DataError
 
 Partitioner = Literal["iid", "dirichlet"]
 
-#: Built-in data sets with a natural partition (one user per natural id); none yet:
-#: digits and toy-text carry no user or writer ids.
-NATURAL_IDS: dict[str, str] = {}
+#: Data sets with a natural partition (one user per natural id): Debian's fortunes,
+#: one user per category file. digits and toy-text carry no user or writer ids.
+NATURAL_IDS: dict[str, str] = {"fortunes": "category file"}
 
 
 def check_partitioner(dataset: str, partitioner: str) -> None:
@@ -27,6 +27,9 @@ def check_partitioner(dataset: str, partitioner: str) -> None:
     if partitioner == "natural" and dataset not in NATURAL_IDS:
         raise DataError(f"dataset '{dataset}' has no natural partition (no user or writer "
                         "id column); use --partitioner iid or dirichlet")
+    if partitioner != "natural" and dataset in NATURAL_IDS:
+        raise DataError(f"dataset '{dataset}' is partitioned by its {NATURAL_IDS[dataset]} "
+                        "(one user each); use --partitioner natural")
 
 
 def partition(

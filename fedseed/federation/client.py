@@ -65,10 +65,19 @@ def _partitions(dataset: str, num_partitions: int, partitioner: str, alpha: floa
     from fedseed.data.builtin import BUILTIN_DATASETS, load_builtin_dataset
     from fedseed.data.partition import check_partitioner, partition
 
+    check_partitioner(dataset, partitioner)
+    if dataset == "fortunes":  # one user per category file, the largest first
+        from fedseed.data.fortunes import load_fortunes
+
+        users = tuple(load_fortunes(max_users=num_partitions).values())
+        if len(users) < num_partitions:
+            raise DataError(f"fortunes: {num_partitions} nodes but only {len(users)} "
+                            "categories with enough quotes")
+        return users
     if dataset not in BUILTIN_DATASETS:
         raise DataError(f"dataset '{dataset}' is not built in; simulated nodes partition "
-                        f"{', '.join(BUILTIN_DATASETS)}, devices set node config 'data'")
-    check_partitioner(dataset, partitioner)
+                        f"{', '.join(BUILTIN_DATASETS)} or fortunes, devices set node "
+                        "config 'data'")
     return tuple(partition(load_builtin_dataset(dataset), num_partitions,
                            partitioner=partitioner, alpha=alpha,  # type: ignore[arg-type]
                            seed=seed))
@@ -101,6 +110,8 @@ def train_round(meta: VerifiedRecipe, assignment_json: str, examples: Examples,
     from fedseed.recipe.codec import canonical_bytes
 
     assignment = json.loads(assignment_json) if assignment_json else {}
+    if meta.recipe.trajectory is not None:
+        return _zo_round(meta, examples, identity, weights_path)
     done = personalize_examples(meta.recipe, examples, assignment=assignment or None,
                                 method="client")
     child = done.recipe
@@ -118,6 +129,33 @@ def train_round(meta: VerifiedRecipe, assignment_json: str, examples: Examples,
     return envelope.to_json(), metrics
 
 
+def _zo_round(meta: VerifiedRecipe, examples: Examples, identity: Identity,
+              weights_path: Path | None) -> tuple[bytes, dict[str, float]]:
+    """Seed-trajectory mode: zeroth-order steps from the replayed shared model."""
+    import hashlib
+
+    from fedseed.provenance.envelope import sign_envelope
+    from fedseed.recipe.codec import canonical_bytes
+    from fedseed.trajectory.zo import zo_train
+
+    # Seed draws differ per device and per meta-recipe, and repeat for the same pair.
+    seed = int.from_bytes(hashlib.sha256(f"{identity.keyid}|{meta.digest}".encode())
+                          .digest()[:8], "big") >> 1
+    done = zo_train(meta.recipe, examples, seed=seed)
+    child = done.recipe
+    assert child.lineage is not None and child.evidence is not None
+    child = child.model_copy(update={"lineage": child.lineage.model_copy(
+        update={"producer": identity.keyid})})
+    if weights_path is not None:
+        _keep_weights(done.model, weights_path, child)
+    envelope = sign_envelope(Envelope(payload=canonical_bytes(child)), identity.key,
+                             identity.keyid)
+    ev = child.evidence
+    return envelope.to_json(), {"num-examples": float(ev.num_examples.train),
+                                "val-metric": ev.final.val_metric, "steps": float(ev.steps),
+                                "train-seconds": ev.wall_seconds}
+
+
 def final_round(meta: VerifiedRecipe, baseline: VerifiedRecipe, examples: Examples,
                 weights_path: Path | None) -> dict[str, float]:
     """Personalise from the final meta-recipe and from the round-0 recipe; test both."""
@@ -129,10 +167,27 @@ def final_round(meta: VerifiedRecipe, baseline: VerifiedRecipe, examples: Exampl
         _keep_weights(tuned.result.model, weights_path, tuned.recipe)
     t_ev, b_ev = tuned.recipe.evidence, base.recipe.evidence
     assert t_ev is not None and b_ev is not None
-    return {"test-metric-meta": t_ev.final.test_metric or 0.0,
+    shared = {}
+    if meta.recipe.trajectory is not None:  # the replayed shared model, before tuning
+        shared = {"test-metric-shared": shared_test_metric(meta.recipe, examples)}
+    return {**shared, "test-metric-meta": t_ev.final.test_metric or 0.0,
             "test-metric-baseline": b_ev.final.test_metric or 0.0,
             "steps-meta": float(t_ev.steps), "steps-baseline": float(b_ev.steps),
             "num-examples": float(t_ev.num_examples.train)}
+
+
+def shared_test_metric(recipe: Any, examples: Examples) -> float:
+    """The test metric of the model ``recipe`` assembles (for a trajectory recipe: the
+    replayed shared model), without any training."""
+    from fedseed.assemble import assemble
+    from fedseed.data.examples import split_examples
+    from fedseed.data.tensors import to_tensors
+    from fedseed.train.objectives import evaluate
+
+    splits = split_examples(examples, recipe.split)
+    part = splits.test if len(splits.test) else splits.validation
+    _, metric = evaluate(assemble(recipe), to_tensors(part, recipe), recipe)
+    return float(metric)
 
 
 def weights_path_for(node_id: int, home: Path | None = None) -> Path:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from fedseed.errors import FedseedError
 
 ClientTrust = Literal["store", "tofu"]
+Mode = Literal["recipes", "trajectory"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,13 @@ class FederationConfig:
     final_personalization: bool = True
     auto_keys: bool = False
     resume: bool = False
+    mode: Mode = "recipes"
+    pool_size: int = 1024
+    zo_steps: int = 50
+    zo_lr: float = 0.004
+    zo_epsilon: float = 0.001
+    seeds_per_step: int = 16
+    sampling: str = "uniform"
 
     def __post_init__(self) -> None:
         checks = [
@@ -65,6 +73,17 @@ class FederationConfig:
             (self.alpha > 0, "alpha must be positive"),
             (self.client_trust in ("store", "tofu"), "client-trust must be store or tofu"),
             (self.max_steps >= 0, "max-steps must be 0 (recipe's own) or positive"),
+            (self.mode in ("recipes", "trajectory"), "mode must be recipes or trajectory"),
+            (self.mode == "recipes" or self.aggregator in ("best", "trajectory"),
+             f"mode trajectory aggregates seeds, not configurations: drop aggregator "
+             f"'{self.aggregator}'"),
+            (1 <= self.pool_size <= 4096, "pool-size must be 1..4096"),
+            (1 <= self.zo_steps <= 1_000_000, "zo-steps must be 1..1000000"),
+            (0 < self.zo_lr <= 10 and 0 < self.zo_epsilon <= 1,
+             "zo-lr must be in (0, 10] and zo-epsilon in (0, 1]"),
+            (1 <= self.seeds_per_step <= self.pool_size,
+             "seeds-per-step must be 1..pool-size"),
+            (self.sampling in ("uniform", "pro"), "sampling must be uniform or pro"),
         ]
         for ok, message in checks:
             if not ok:

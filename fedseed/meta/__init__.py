@@ -7,10 +7,11 @@ from fedseed.meta.best import Best
 from fedseed.meta.fedex import FedEx
 from fedseed.meta.flora import Flora
 from fedseed.meta.sha import SuccessiveHalving
+from fedseed.meta.trajectory import TrajectoryAggregator
 
 #: Aggregators selectable by name (run config ``aggregator``, ``--aggregator``).
 AGGREGATORS: dict[str, type] = {"best": Best, "fedex": FedEx, "flora": Flora,
-                                "sha": SuccessiveHalving}
+                                "sha": SuccessiveHalving, "trajectory": TrajectoryAggregator}
 
 
 def get_aggregator(name: str, options: Options | None = None) -> Aggregator:
@@ -22,4 +23,5 @@ def get_aggregator(name: str, options: Options | None = None) -> Aggregator:
 
 
 __all__ = ["AGGREGATORS", "Aggregator", "AggregatorState", "Best", "ClientReply", "FedEx",
-           "Flora", "Options", "SuccessiveHalving", "get_aggregator", "sample_assignment"]
+           "Flora", "Options", "SuccessiveHalving", "TrajectoryAggregator", "get_aggregator",
+           "sample_assignment"]

@@ -19,6 +19,7 @@ from fedseed.recipe.portfolio import Portfolio, WarmStart
 from fedseed.recipe.search import SearchSpace
 from fedseed.recipe.task import ByteTokenizer, Task
 from fedseed.recipe.training import Budget, Init, Optimizer, Schedule, Split
+from fedseed.recipe.trajectory import Trajectory
 
 SCHEMA_VERSION: Literal["fedseed.recipe/v1"] = "fedseed.recipe/v1"
 
@@ -54,6 +55,7 @@ class Recipe(StrictModel):
     search_space: SearchSpace | None = None
     portfolio: Portfolio | None = None
     warm_start: WarmStart | None = None
+    trajectory: Trajectory | None = None
     evidence: Evidence | None = None
     lineage: Lineage | None = None
 

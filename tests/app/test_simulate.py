@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from fedseed.provenance.envelope import Envelope
@@ -118,3 +119,34 @@ def test_unknown_aggregator_is_one_line_and_exit_2(fedseed, tmp_path):
                   str(tmp_path / "sim"))
     assert run.code == 2
     assert "unknown aggregator 'fedx'" in run.err and len(run.err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_trajectory_mode_shares_seeds_and_scalars_only(fedseed, tmp_path, monkeypatch):
+    # The real apps in trajectory mode: clients take zeroth-order steps, reply with
+    # per-seed sums; the server signs coefficients; every node replays and fine-tunes.
+    home = tmp_path / "sim"
+    run = fedseed("simulate", "--clients", "3", "--rounds", "2", "--fraction", "1.0",
+                  "--mode", "trajectory", "--pool-size", "128", "--zo-steps", "10",
+                  "--seeds-per-step", "4", "--max-steps", "20", "--home", str(home),
+                  timeout=400)
+    assert run.code == 0, run.err[-3000:]
+    report = json.loads((home / "report.json").read_text())
+    for r in report["rounds"]:
+        assert r["accepted"] == 3 and r["array_records"] == 0  # no weights, either way
+        assert r["bytes_up"] / 3 < 4_000  # a few hundred seed sums, signed
+    assert "test-metric-shared" in report["final"]
+    assert "replayed shared model" in run.out
+    monkeypatch.setenv("FEDSEED_HOME", str(home))
+    pulled = fedseed("recipe", "pull", "digits-mlp-meta:latest", "-o",
+                     str(tmp_path / "meta.json"), "--registry", str(home / "registry"))
+    assert pulled.code == 0, pulled.err
+    meta = parse_recipe(Envelope.from_json((tmp_path / "meta.json").read_bytes()).payload)
+    assert meta.trajectory is not None and meta.lineage.method == "trajectory"
+    assert np.count_nonzero(meta.trajectory.coefficient_array()) > 0
+
+
+def test_trajectory_mode_refuses_a_configuration_aggregator(fedseed, tmp_path):
+    run = fedseed("simulate", "--mode", "trajectory", "--aggregator", "fedex", "--home",
+                  str(tmp_path / "sim"))
+    assert run.code == 2 and "drop aggregator 'fedex'" in run.err

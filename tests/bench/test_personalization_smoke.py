@@ -43,7 +43,10 @@ def test_every_method_is_measured_side_by_side(smoke):
     scenario = data["scenarios"][0]
     methods = {m["method"]: m for m in scenario["methods"]}
     assert set(methods) == {"local-default", "local-oracle", "fedseed-fedex", "fedavg",
-                            "fedavg+ft"}
+                            "fedavg+ft", "fedseed-trajectory", "fedseed-trajectory+ft"}
+    traj = methods["fedseed-trajectory"]
+    assert 0 < traj["bytes_up_per_client"] < fedavg_bytes(methods)
+    assert traj["pool_size"] == 64
     for m in methods.values():
         assert 0.0 <= m["mean"] <= 1.0 and 0.0 <= m["worst10"] <= m["mean"] + 1e-9
     # Local methods send nothing; fedseed sends recipes, FedAvg sends weights.
@@ -57,6 +60,10 @@ def test_every_method_is_measured_side_by_side(smoke):
     assert methods["fedseed-fedex"]["meta_config"]["budget.max_steps"] <= 20
 
 
+def fedavg_bytes(methods):
+    return methods["fedavg"]["bytes_up_per_client"]
+
+
 def test_poisoning_warm_start_and_bytes_tables(smoke):
     out, _ = smoke
     data = json.loads((out / "personalization.json").read_text())
@@ -66,6 +73,7 @@ def test_poisoning_warm_start_and_bytes_tables(smoke):
     assert scenario["warm_start"]["on"]["method"].endswith("+warm")
     recipes = {r["recipe"]: r for r in data["bytes_per_recipe"]}
     assert recipes["text-bert-tiny"]["ratio"] > 100
+    assert recipes["text-bert-tiny"]["trajectory_ratio"] > 100
     assert recipes["text-bert-tiny, WordPiece vocabulary"]["parameters"] == 4_386_178
     md = (out / "personalization.md").read_text()
     assert "## Targets" in md and "20% Byzantine" in md and "fedavg+ft" in md

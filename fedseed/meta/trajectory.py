@@ -1,0 +1,101 @@
+"""``trajectory``: add the clients' per-seed sums to the shared model's coefficients.
+
+``c <- c + server_lr * mean_i(u_i)``, where ``u_i`` is client i's dense per-seed
+update (zero for seeds it did not draw) and the mean is sample-weighted (FedAvg in
+seed space: with one client and ``server_lr = 1`` the shared model moves exactly as
+that client's local model did). Under ``robust`` every client's update is clipped to
+the median update norm and weights are capped at the median example count, so no
+single reply can move the shared model further than a typical one (after
+Blanchard et al.'s and Sun et al.'s norm-bounding defences).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from fedseed.errors import AggregationError
+from fedseed.meta.base import AggregatorState, ClientReply, Options
+from fedseed.meta.robust import client_weights
+from fedseed.recipe.evidence import Lineage
+from fedseed.recipe.model import Recipe
+from fedseed.recipe.trajectory import Trajectory, decode_floats, decode_indices, encode_floats
+
+#: Seed pool and zeroth-order settings of a round-0 trajectory meta-recipe.
+DEFAULTS = {"pool_size": 1024, "steps": 100, "seeds_per_step": 1, "lr": 1e-3,
+            "epsilon": 1e-3}
+
+
+def dense_update(trajectory: Trajectory) -> np.ndarray:
+    """A client's update as one float32 per pool seed."""
+    assert trajectory.update is not None
+    out = np.zeros(trajectory.pool_size, dtype=np.float64)
+    seeds = decode_indices(trajectory.update.seeds)
+    out[seeds] = decode_floats(trajectory.update.sums)
+    return out
+
+
+class TrajectoryAggregator:
+    """The ``trajectory`` aggregator (see the module docstring)."""
+
+    name = "trajectory"
+
+    def __init__(self, options: Options = Options(), **settings: object) -> None:
+        self.options = options
+        self.settings = {**DEFAULTS, **settings}
+
+    def prepare(self, meta: Recipe) -> Recipe:
+        """Round 0: a trajectory section with zero coefficients (``w = w0``); no search
+        space or portfolio (every device runs the same zeroth-order steps)."""
+        from fedseed.trajectory.pool import torch_version
+
+        if meta.trajectory is not None:
+            trajectory = meta.trajectory
+        else:
+            trajectory = Trajectory(generator_version=torch_version(),
+                                    base_seed=self.options.seed, **self.settings)  # type: ignore[arg-type]
+        zeros = np.zeros(trajectory.pool_size, dtype=np.float32)
+        if trajectory.coefficients is None:
+            trajectory = trajectory.model_copy(update={"coefficients": encode_floats(zeros)})
+        return meta.model_copy(update={"trajectory": trajectory, "search_space": None,
+                                       "portfolio": None, "warm_start": None})
+
+    def __call__(self, meta: Recipe, replies: Sequence[ClientReply],
+                 state: AggregatorState) -> tuple[Recipe, AggregatorState]:
+        """One server step on the coefficients."""
+        t = meta.trajectory
+        if t is None:
+            raise AggregationError("trajectory: the meta-recipe has no trajectory section; "
+                                   "start the federation with --mode trajectory")
+        usable = [r for r in replies if r.recipe.trajectory is not None
+                  and r.recipe.trajectory.update is not None
+                  and r.recipe.trajectory.pool_size == t.pool_size]
+        if not usable:
+            raise AggregationError("trajectory: no client recipe carries a seed update; "
+                                   "keeping the current meta-recipe")
+        updates = np.stack([dense_update(r.recipe.trajectory) for r in usable])  # type: ignore[arg-type]
+        weights = np.asarray(client_weights(usable, self.options.robust), dtype=np.float64)
+        norms = np.linalg.norm(updates, axis=1)
+        clipped = 0
+        if self.options.robust and len(usable) > 1:
+            bound = float(np.median(norms))
+            scale = np.where(norms > bound, bound / np.maximum(norms, 1e-30), 1.0)
+            clipped = int((scale < 1.0).sum())
+            updates = updates * scale[:, None]
+        step = (weights[:, None] * updates).sum(axis=0) / weights.sum()
+        coefficients = (t.coefficient_array().astype(np.float64) + t.server_lr * step)
+        round_ = state.round + 1
+        nxt = meta.model_copy(update={
+            "trajectory": t.model_copy(update={
+                "coefficients": encode_floats(coefficients.astype(np.float32)),
+                "update": None}),
+            "evidence": None,
+            "lineage": Lineage(parents=sorted({r.digest for r in replies}), round=round_,
+                               method=self.name),
+        })
+        return nxt, replace(state, round=round_, values={
+            "clients": len(usable), "clipped": clipped,
+            "update_norm_median": float(np.median(norms)),
+            "seeds_touched": int((step != 0).sum())})
