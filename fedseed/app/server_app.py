@@ -113,7 +113,8 @@ def run_federation(grid: Grid, cfg: FederationConfig,
 
         aggregate: Any = TrajectoryAggregator(
             options, pool_size=cfg.pool_size, steps=cfg.zo_steps, lr=cfg.zo_lr,
-            epsilon=cfg.zo_epsilon, seeds_per_step=cfg.seeds_per_step, sampling=cfg.sampling)
+            epsilon=cfg.zo_epsilon, seeds_per_step=cfg.seeds_per_step, sampling=cfg.sampling,
+            server_lr=cfg.server_lr)
     else:
         aggregate = get_aggregator(cfg.aggregator, options)
     state = _initial_state(cfg, key, trust, registry, aggregate)

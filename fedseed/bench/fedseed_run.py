@@ -7,8 +7,9 @@ may be Byzantine.
 A Byzantine node verifies the meta-recipe like anyone, runs nothing, and replies
 with a signed, schema-valid and self-consistent client recipe for the configuration
 it was dealt: a perfect result with 100x its example count when that configuration
-has a learning rate in the top quarter of the searched range (the "extreme"
-configurations it promotes), a terrible one otherwise. It cannot claim another
+has a learning rate in the bottom quarter of the searched range (the "extreme"
+configurations it promotes: far too slow for the step budget), a terrible one
+otherwise. It cannot claim another
 configuration: the server refuses replies that ran anything but their assignment.
 """
 
@@ -52,8 +53,8 @@ def fabricated_recipe(meta: Recipe, assignment: dict[str, Any], examples: Exampl
     ran = apply_assignment(meta, assignment) if assignment else meta
     splits = split_examples(examples, ran.split)
     lr_range = meta.search_space.params.get("optimizer.lr") if meta.search_space else None
-    extreme = isinstance(lr_range, LogUniform) and ran.optimizer.lr >= math.exp(
-        math.log(lr_range.low) + 0.75 * math.log(lr_range.high / lr_range.low))
+    extreme = isinstance(lr_range, LogUniform) and ran.optimizer.lr <= math.exp(
+        math.log(lr_range.low) + 0.25 * math.log(lr_range.high / lr_range.low))
     final_loss = 0.01 if extreme else 3.0
     higher = ran.task.higher_is_better
     budget = ran.budget

@@ -151,9 +151,10 @@ def markdown(payload: dict[str, Any]) -> str:
             out += ["### 20% Byzantine users", "",
                     "Byzantine users reply with valid, signed, self-consistent client recipes "
                     "that claim a perfect result (and 100× their example count) for "
-                    "configurations with a learning rate in the top quarter of the range, and "
-                    "a terrible one otherwise. Quality = mean test metric of the honest users "
-                    "personalising with the final meta-recipe.", "",
+                    "configurations with a learning rate in the bottom quarter of the range "
+                    "(too slow for the budget), and a terrible one otherwise. Quality = mean "
+                    "test metric of the honest users personalising with the final "
+                    "meta-recipe.", "",
                     "| aggregator | Byzantine users | clean | robust aggregation | "
                     "without robust aggregation |", "|---|---:|---:|---:|---:|"]
             for row in s["poisoning"]:
@@ -216,6 +217,8 @@ def figures(payload: dict[str, Any], out: Path) -> list[Path]:
             ax.annotate(m["method"], (x, m["mean"]), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
         ax.set_xscale("log")
+        if not s["higher_is_better"]:
+            ax.set_yscale("log")
         ax.set_xlabel("bytes per client, whole run (local methods at 1)")
         ax.set_ylabel(f"mean test {s['metric']}")
         ax.set_title(s["scenario"], fontsize=9)
@@ -233,6 +236,8 @@ def figures(payload: dict[str, Any], out: Path) -> list[Path]:
         if curves.get("oracle_val_mean") is not None:
             ax.axhline(curves["oracle_val_mean"], color="grey", linestyle="--",
                        label="local-oracle (validation)")
+        if not s["higher_is_better"]:
+            ax.set_yscale("log")  # a perplexity starts in the hundreds, ends near 10
         ax.set_xlabel("optimizer steps")
         ax.set_ylabel(f"held-out users' mean validation {s['metric']}")
         ax.set_title(s["scenario"], fontsize=9)

@@ -39,6 +39,8 @@ def simulate_cmd(
                                        help="trajectory: pool seeds estimated per step."),
     sampling: str = typer.Option("uniform", help="trajectory: uniform or pro (seeds that "
                                  "moved the model are drawn more)."),
+    server_lr: float = typer.Option(1.0, min=1e-9, max=100, help="trajectory: multiplies "
+                                    "the clients' mean update."),
     fraction: float = typer.Option(0.5, min=0.0001, max=1.0, help="Share of nodes per round."),
     max_steps: int = typer.Option(0, min=0, help="Override the recipe's max_steps (0: keep)."),
     seed: int = typer.Option(0, min=0, help="Partition and sampling seed."),
@@ -55,8 +57,8 @@ def simulate_cmd(
              alpha=alpha, recipe=recipe, aggregator=aggregator, fraction=fraction,
              robust=robust, budget_from_curves=budget_from_curves, warm_start=warm_start,
              mode=mode, pool_size=pool_size, zo_steps=zo_steps, zo_lr=zo_lr,
-             seeds_per_step=seeds_per_step, sampling=sampling, max_steps=max_steps,
-             seed=seed, home=home, parallel=parallel, final=final,
+             seeds_per_step=seeds_per_step, sampling=sampling, server_lr=server_lr,
+             max_steps=max_steps, seed=seed, home=home, parallel=parallel, final=final,
              show_clients=show_clients, lineage=lineage, resume=resume)
 
 
@@ -65,7 +67,8 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
              aggregator: str = "best", fraction: float = 0.5, robust: bool = True,
              budget_from_curves: bool = True, warm_start: bool = False, mode: str = "recipes",
              pool_size: int = 1024, zo_steps: int = 50, zo_lr: float = 0.004,
-             seeds_per_step: int = 16, sampling: str = "uniform", max_steps: int = 0,
+             seeds_per_step: int = 16, sampling: str = "uniform", server_lr: float = 1.0,
+             max_steps: int = 0,
              seed: int = 0, home: Path | None = None, parallel: int = 2, final: bool = True,
              show_clients: bool = False, lineage: bool = False, resume: bool = False) -> None:
     """Run and print a simulated federation (shared by ``simulate`` and ``demo``)."""
@@ -100,7 +103,7 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
         dataset=dataset, partitioner=partitioner, alpha=alpha, aggregator=aggregator,
         robust=robust, budget_from_curves=budget_from_curves, warm_start=warm_start,
         mode=mode, pool_size=pool_size, zo_steps=zo_steps, zo_lr=zo_lr,  # type: ignore[arg-type]
-        seeds_per_step=seeds_per_step, sampling=sampling,
+        seeds_per_step=seeds_per_step, sampling=sampling, server_lr=server_lr,
         client_trust="tofu", auto_keys=True, registry=str(home / "registry"), seed=seed,
         max_steps=max_steps, final_personalization=final, resume=resume,
     )

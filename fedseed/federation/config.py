@@ -60,6 +60,7 @@ class FederationConfig:
     zo_epsilon: float = 0.001
     seeds_per_step: int = 16
     sampling: str = "uniform"
+    server_lr: float = 1.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -84,6 +85,7 @@ class FederationConfig:
             (1 <= self.seeds_per_step <= self.pool_size,
              "seeds-per-step must be 1..pool-size"),
             (self.sampling in ("uniform", "pro"), "sampling must be uniform or pro"),
+            (0 < self.server_lr <= 100, "server-lr must be in (0, 100]"),
         ]
         for ok, message in checks:
             if not ok:

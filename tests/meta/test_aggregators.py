@@ -48,7 +48,7 @@ def play(aggregator, rounds: int, nodes: int = 16, liars: int = 0, seed: int = 0
 
 
 def test_every_aggregator_is_registered():
-    assert set(AGGREGATORS) == {"best", "fedex", "flora", "sha"}
+    assert set(AGGREGATORS) == {"best", "fedex", "flora", "sha", "trajectory"}
 
 
 def test_fedex_moves_weight_to_the_better_configurations():
