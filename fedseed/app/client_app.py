@@ -48,52 +48,65 @@ def _refuse(msg: Message, code: int, error: FedseedError) -> Message:
     return Message(Error(code=code, reason=error.diagnostics()), reply_to=msg)
 
 
+def _config(context: Context, run_config: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return context.run_config if run_config is None else run_config
+
+
+def train(msg: Message, context: Context, run_config: Mapping[str, Any] | None = None
+          ) -> Message:
+    """One round: verify, train the assigned configuration, sign the client recipe."""
+    values = record(msg)
+    try:
+        meta = verify_meta(bytes_field(values, protocol.META), load_trust())
+    except FedseedError as e:
+        return _refuse(msg, REFUSED, e)
+    try:
+        identity = _identity(context)
+        examples = node_examples(context.node_config, _config(context, run_config),
+                                 meta.recipe)
+        envelope, metrics = train_round(meta, str(values.get(protocol.ASSIGNMENT, "")),
+                                        examples, identity, weights_path_for(context.node_id))
+    except FedseedError as e:
+        return _refuse(msg, FAILED, e)
+    content = RecordDict({
+        protocol.RECORD: ConfigRecord({protocol.RECIPE: envelope,
+                                       protocol.PUBKEY: identity.pubkey_pem}),
+        protocol.METRICS: metric_record(metrics),
+    })
+    return Message(content, reply_to=msg)
+
+
+def evaluate(msg: Message, context: Context, run_config: Mapping[str, Any] | None = None
+             ) -> Message:
+    """Final personalization: from the last meta-recipe and from the round-0 recipe."""
+    values = record(msg)
+    try:
+        trust = load_trust()
+        meta = verify_meta(bytes_field(values, protocol.META), trust)
+        baseline = verify_meta(bytes_field(values, protocol.BASELINE), trust)
+    except FedseedError as e:
+        return _refuse(msg, REFUSED, e)
+    try:
+        examples = node_examples(context.node_config, _config(context, run_config),
+                                 meta.recipe)
+        metrics = final_round(meta, baseline, examples, weights_path_for(context.node_id))
+    except FedseedError as e:
+        return _refuse(msg, FAILED, e)
+    return Message(RecordDict({protocol.METRICS: metric_record(metrics)}), reply_to=msg)
+
+
 def make_client_app(run_config: Mapping[str, Any] | None = None) -> ClientApp:
     """The fedseed ClientApp; ``run_config`` replaces the run's config when given (an
     in-process simulation has no Flower run config to carry the data set's name)."""
     app = ClientApp()
 
-    def config_of(context: Context) -> Mapping[str, Any]:
-        return context.run_config if run_config is None else run_config
-
     @app.train()
-    def train(msg: Message, context: Context) -> Message:
-        """One round: verify, train the assigned configuration, sign the client recipe."""
-        values = record(msg)
-        try:
-            meta = verify_meta(bytes_field(values, protocol.META), load_trust())
-        except FedseedError as e:
-            return _refuse(msg, REFUSED, e)
-        try:
-            identity = _identity(context)
-            examples = node_examples(context.node_config, config_of(context), meta.recipe)
-            envelope, metrics = train_round(meta, str(values.get(protocol.ASSIGNMENT, "")),
-                                            examples, identity, weights_path_for(context.node_id))
-        except FedseedError as e:
-            return _refuse(msg, FAILED, e)
-        content = RecordDict({
-            protocol.RECORD: ConfigRecord({protocol.RECIPE: envelope,
-                                           protocol.PUBKEY: identity.pubkey_pem}),
-            protocol.METRICS: metric_record(metrics),
-        })
-        return Message(content, reply_to=msg)
+    def _train(msg: Message, context: Context) -> Message:
+        return train(msg, context, run_config)
 
     @app.evaluate()
-    def evaluate(msg: Message, context: Context) -> Message:
-        """Final personalization: from the last meta-recipe and from the round-0 recipe."""
-        values = record(msg)
-        try:
-            trust = load_trust()
-            meta = verify_meta(bytes_field(values, protocol.META), trust)
-            baseline = verify_meta(bytes_field(values, protocol.BASELINE), trust)
-        except FedseedError as e:
-            return _refuse(msg, REFUSED, e)
-        try:
-            examples = node_examples(context.node_config, config_of(context), meta.recipe)
-            metrics = final_round(meta, baseline, examples, weights_path_for(context.node_id))
-        except FedseedError as e:
-            return _refuse(msg, FAILED, e)
-        return Message(RecordDict({protocol.METRICS: metric_record(metrics)}), reply_to=msg)
+    def _evaluate(msg: Message, context: Context) -> Message:
+        return evaluate(msg, context, run_config)
 
     return app
 

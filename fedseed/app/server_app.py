@@ -39,7 +39,8 @@ from fedseed.federation.server import (
 from fedseed.meta import AggregatorState, Options, get_aggregator
 from fedseed.provenance.keys import generate_key, key_id, load_private_key, public_pem
 from fedseed.provenance.trust import load_trust, save_trust
-from fedseed.recipe import Lineage, apply_assignment, recipe_digest, resolve_recipe
+from fedseed.recipe import Lineage, recipe_digest, resolve_recipe
+from fedseed.recipe.search import with_step_budget
 from fedseed.registry.client import open_registry
 
 Event = Callable[[str, Any], None]
@@ -244,10 +245,7 @@ def _initial_state(cfg: FederationConfig, key: Any, trust: Any, registry: Any,
 
     named = resolve_recipe(cfg.recipe)
     if cfg.max_steps:
-        named = apply_assignment(named, {
-            "budget.max_steps": cfg.max_steps,
-            "budget.eval_every": min(named.budget.eval_every, cfg.max_steps),
-            "schedule.warmup_steps": min(named.schedule.warmup_steps, cfg.max_steps)})
+        named = with_step_budget(named, cfg.max_steps)
         space = named.search_space
         if space is not None:
             # The override is the budget: no assignment may explore past it.

@@ -70,6 +70,7 @@ def run_fedavg(recipe: Recipe, clients: Sequence[Examples], *, rounds: int, loca
     """
     from flwr.simulation import run_simulation
 
+    from fedseed.app.simulation import backend_config
     from fedseed.data.examples import split_examples
     from fedseed.errors import AggregationError
 
@@ -94,10 +95,7 @@ def run_fedavg(recipe: Recipe, clients: Sequence[Examples], *, rounds: int, loca
                                    outcome),
             client_app=_client_app(recipe, tuple(clients), local_steps, seed),
             num_supernodes=len(clients),
-            backend_config={"client_resources": {"num_cpus": max(1, 2 // parallel) if parallel
-                                                 <= 2 else 1, "num_gpus": 0.0},
-                            "init_args": {"num_cpus": max(2, parallel), "log_to_driver": False,
-                                          "logging_level": logging.ERROR}},
+            backend_config=backend_config(parallel),
         )
     finally:
         flwr_logger.setLevel(level)

@@ -139,6 +139,7 @@ def run_fedseed(cfg: FederationConfig, clients: Sequence[Examples], home: Path, 
     from flwr.simulation import run_simulation
 
     from fedseed.app.server_app import FederationResult, make_server_app
+    from fedseed.app.simulation import backend_config
     from fedseed.errors import AggregationError
     from fedseed.provenance.envelope import Envelope
     from fedseed.recipe.codec import parse_recipe
@@ -157,10 +158,7 @@ def run_fedseed(cfg: FederationConfig, clients: Sequence[Examples], home: Path, 
             server_app=make_server_app(cfg, None, results),
             client_app=_client_app(tuple(clients), byzantine),
             num_supernodes=len(clients),
-            backend_config={"client_resources": {"num_cpus": max(1, 2 // parallel) if parallel
-                                                 <= 2 else 1, "num_gpus": 0.0},
-                            "init_args": {"num_cpus": max(2, parallel), "log_to_driver": False,
-                                          "logging_level": logging.ERROR}},
+            backend_config=backend_config(parallel),
         )
     finally:
         flwr_logger.setLevel(level)

@@ -212,16 +212,13 @@ class Runner:
     def __init__(self, scenario: Scenario, settings: Settings, pool: Pool, work: Path,
                  on_event: Event) -> None:
         from fedseed.recipe.builtin import resolve_recipe
-        from fedseed.recipe.search import apply_assignment
+        from fedseed.recipe.search import with_step_budget
 
         self.s, self.settings, self.pool, self.work, self.emit = (
             scenario, settings, pool, work, on_event)
         recipe = resolve_recipe(scenario.recipe)
         if scenario.max_steps:
-            recipe = apply_assignment(recipe, {
-                "budget.max_steps": scenario.max_steps,
-                "budget.eval_every": min(recipe.budget.eval_every, scenario.max_steps),
-                "schedule.warmup_steps": min(recipe.schedule.warmup_steps, scenario.max_steps)})
+            recipe = with_step_budget(recipe, scenario.max_steps)
         self.recipe = recipe
         self.higher = recipe.task.higher_is_better
         self.users = users_of(scenario, settings.seed)

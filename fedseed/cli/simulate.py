@@ -164,6 +164,7 @@ def _run(cfg, clients: int, parallel: int, on_event):  # type: ignore[no-untyped
 
     from fedseed.app.client_app import make_client_app
     from fedseed.app.server_app import FederationResult, make_server_app
+    from fedseed.app.simulation import backend_config
     from fedseed.errors import AggregationError
 
     results: list[FederationResult] = []
@@ -177,10 +178,7 @@ def _run(cfg, clients: int, parallel: int, on_event):  # type: ignore[no-untyped
         client_app=make_client_app({"dataset": cfg.dataset, "partitioner": cfg.partitioner,
                                     "alpha": cfg.alpha, "seed": cfg.seed}),
         num_supernodes=clients,
-        backend_config={"client_resources": {"num_cpus": max(1, 2 // parallel) if parallel
-                                             <= 2 else 1, "num_gpus": 0.0},
-                        "init_args": {"num_cpus": max(2, parallel), "log_to_driver": False,
-                                      "logging_level": logging.ERROR}},
+        backend_config=backend_config(parallel),
     )
     if not results:
         raise AggregationError("the simulation ended without a result; see the log above")

@@ -173,3 +173,12 @@ def apply_assignment(recipe: Recipe, assignment: Mapping[str, Scalar]) -> Recipe
             raise RecipeError(f"cannot set '{path}': only the sgd optimizer has momentum")
         data[section] = {**data[section], field: value}
     return recipe_from_dict(data, source=f"{recipe.name} with {dict(assignment)}")
+
+
+def with_step_budget(recipe: Recipe, max_steps: int) -> Recipe:
+    """``recipe`` with ``max_steps`` as its step budget; its evaluation interval and
+    warmup are shortened to fit inside it."""
+    return apply_assignment(recipe, {
+        "budget.max_steps": max_steps,
+        "budget.eval_every": min(recipe.budget.eval_every, max_steps),
+        "schedule.warmup_steps": min(recipe.schedule.warmup_steps, max_steps)})

@@ -29,20 +29,30 @@ _B64 = StringConstraints(max_length=4 * ((MAX_POOL * 4 + 2) // 3),
                          pattern=r"^[A-Za-z0-9+/]*={0,2}$")
 
 
-def encode_floats(values: np.ndarray) -> str:
-    """Base64 of little-endian float32."""
-    return base64.b64encode(np.asarray(values, dtype="<f4").tobytes()).decode("ascii")
+def _encode(values: np.ndarray, dtype: str) -> str:
+    return base64.b64encode(np.asarray(values, dtype=dtype).tobytes()).decode("ascii")
 
 
-def decode_floats(text: str) -> np.ndarray:
-    """Little-endian float32 from base64 (raises ``ValueError`` on bad input)."""
+def _decode(text: str, dtype: str) -> np.ndarray:
     try:
         raw = base64.b64decode(text, validate=True)
     except binascii.Error as e:
         raise ValueError(f"not base64: {e}") from e
-    if len(raw) % 4:
-        raise ValueError(f"{len(raw)} bytes is not a whole number of float32 values")
-    values = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    size = np.dtype(dtype).itemsize
+    if len(raw) % size:
+        raise ValueError(f"{len(raw)} bytes is not a whole number of "
+                         f"{np.dtype(dtype).name} values")
+    return np.frombuffer(raw, dtype=dtype)
+
+
+def encode_floats(values: np.ndarray) -> str:
+    """Base64 of little-endian float32."""
+    return _encode(values, "<f4")
+
+
+def decode_floats(text: str) -> np.ndarray:
+    """Little-endian float32 from base64 (raises ``ValueError`` on bad input)."""
+    values = _decode(text, "<f4").astype(np.float32)
     if not np.all(np.isfinite(values)):
         raise ValueError("holds a non-finite value")
     return values
@@ -50,18 +60,12 @@ def decode_floats(text: str) -> np.ndarray:
 
 def encode_indices(values: np.ndarray) -> str:
     """Base64 of little-endian uint16."""
-    return base64.b64encode(np.asarray(values, dtype="<u2").tobytes()).decode("ascii")
+    return _encode(values, "<u2")
 
 
 def decode_indices(text: str) -> np.ndarray:
     """Little-endian uint16 from base64."""
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except binascii.Error as e:
-        raise ValueError(f"not base64: {e}") from e
-    if len(raw) % 2:
-        raise ValueError(f"{len(raw)} bytes is not a whole number of uint16 values")
-    return np.frombuffer(raw, dtype="<u2").astype(np.int64)
+    return _decode(text, "<u2").astype(np.int64)
 
 
 class SeedUpdate(StrictModel):
