@@ -209,13 +209,12 @@ def worst_decile(values: Sequence[float], higher: bool) -> float:
 class Runner:
     """Runs one scenario's methods, sharing its users, pool and temporary folder."""
 
-    def __init__(self, scenario: Scenario, settings: Settings, pool: Pool, work: Path,
-                 on_event: Event) -> None:
+    def __init__(self, scenario: Scenario, settings: Settings, pool: Pool, work: Path
+                 ) -> None:
         from fedseed.recipe.builtin import resolve_recipe
         from fedseed.recipe.search import with_step_budget
 
-        self.s, self.settings, self.pool, self.work, self.emit = (
-            scenario, settings, pool, work, on_event)
+        self.s, self.settings, self.pool, self.work = scenario, settings, pool, work
         recipe = resolve_recipe(scenario.recipe)
         if scenario.max_steps:
             recipe = with_step_budget(recipe, scenario.max_steps)
@@ -438,7 +437,7 @@ def run_scenario(scenario: Scenario, settings: Settings, pool: Pool, work: Path,
                  on_event: Event) -> dict[str, Any]:
     """Every method of one scenario; JSON-ready."""
     started = time.perf_counter()
-    runner = Runner(scenario, settings, pool, work, on_event)
+    runner = Runner(scenario, settings, pool, work)
     higher = runner.higher
     methods: list[MethodResult] = []
     on_event(f"{scenario.name}: local-default")

@@ -95,9 +95,6 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
     if resume and (home is None or not (home / "registry").is_dir()):
         raise FedseedError("--resume needs --home pointing at an earlier run's folder")
     home = (home or Path("runs") / time.strftime("simulate-%Y%m%d-%H%M%S")).resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    # Simulated clients and the server share this folder: keys, trust, registry.
-    os.environ["FEDSEED_HOME"] = str(home)
     cfg = FederationConfig(
         num_rounds=rounds, fraction=fraction, min_nodes=min(clients, 2), recipe=recipe,
         dataset=dataset, partitioner=partitioner, alpha=alpha, aggregator=aggregator,
@@ -107,6 +104,10 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
         client_trust="tofu", auto_keys=True, registry=str(home / "registry"), seed=seed,
         max_steps=max_steps, final_personalization=final, resume=resume,
     )
+    # Settings are checked before anything is written. Simulated clients and the
+    # server share this folder: keys, trust, registry.
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["FEDSEED_HOME"] = str(home)
     what = (f"trajectory mode, {pool_size} seeds" if mode == "trajectory"
             else f"aggregator {aggregator}")
     console.out(f"fedseed simulate: {clients} clients, {rounds} rounds, {recipe} on {dataset} "

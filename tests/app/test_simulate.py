@@ -150,3 +150,4 @@ def test_trajectory_mode_refuses_a_configuration_aggregator(fedseed, tmp_path):
     run = fedseed("simulate", "--mode", "trajectory", "--aggregator", "fedex", "--home",
                   str(tmp_path / "sim"))
     assert run.code == 2 and "drop aggregator 'fedex'" in run.err
+    assert not (tmp_path / "sim").exists()  # nothing written for a refused run
