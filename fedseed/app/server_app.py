@@ -38,6 +38,7 @@ from fedseed.federation.server import (
 )
 from fedseed.meta import AggregatorState, Options, get_aggregator
 from fedseed.provenance.keys import generate_key, key_id, load_private_key, public_pem
+from fedseed.provenance.packed import pack
 from fedseed.provenance.trust import load_trust, save_trust
 from fedseed.recipe import Lineage, recipe_digest, resolve_recipe
 from fedseed.recipe.search import with_step_budget
@@ -128,7 +129,7 @@ def run_federation(grid: Grid, cfg: FederationConfig,
         began = time.monotonic()
         nodes = wait_for_nodes(grid, cfg.min_nodes, cfg.timeout)
         plan = plan_round(state.meta.recipe, nodes, cfg.fraction, cfg.min_nodes, rng)
-        meta_bytes, sent_digest = state.meta.envelope.to_json(), state.meta.digest
+        meta_bytes, sent_digest = pack(state.meta.envelope), state.meta.digest
         assignments = {node: assignment for node, assignment in plan}
         messages = [instruction(node, protocol.TRAIN, round_, {
             protocol.META: meta_bytes, protocol.ASSIGNMENT: assignment_text(assignment)})
@@ -223,7 +224,7 @@ def _publish_clients(registry_trust: Any, received: dict[str, tuple[bytes, bytes
                      cfg: FederationConfig, meta_name: str) -> None:
     """Store accepted client recipes next to the meta-recipes they feed (embedded
     registries; a remote registry decides itself whom it accepts as publisher)."""
-    from fedseed.provenance.envelope import Envelope
+    from fedseed.provenance.packed import read_envelope
 
     if not received:
         return
@@ -233,7 +234,7 @@ def _publish_clients(registry_trust: Any, received: dict[str, tuple[bytes, bytes
     registry = open_registry(cfg.registry or None, trust)
     for envelope, _, _ in received.values():
         try:
-            registry.publish(Envelope.from_json(envelope), name=f"{meta_name}-clients", tag=None)
+            registry.publish(read_envelope(envelope), name=f"{meta_name}-clients", tag=None)
         except FedseedError as e:
             log(WARNING, "client recipe not stored in the registry: %s", e.diagnostics())
 
@@ -279,8 +280,8 @@ def _final(grid: Grid, cfg: FederationConfig, state: ServerState, emit: Event
     nodes = sorted(grid.get_node_ids())
     round_ = state.aggregator.round + 1
     messages = [instruction(node, protocol.EVALUATE, round_, {
-        protocol.META: state.meta.envelope.to_json(),
-        protocol.BASELINE: state.baseline.envelope.to_json()}) for node in nodes]
+        protocol.META: pack(state.meta.envelope),
+        protocol.BASELINE: pack(state.baseline.envelope)}) for node in nodes]
     replies = list(grid.send_and_receive(messages, timeout=cfg.timeout))
     rows = [r.content.metric_records[protocol.METRICS] for r in replies
             if not r.has_error() and protocol.METRICS in r.content.metric_records]

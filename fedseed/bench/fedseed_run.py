@@ -93,6 +93,7 @@ def _client_app(clients: tuple[Examples, ...], byzantine: frozenset[int]) -> Any
     from fedseed.federation import protocol
     from fedseed.federation.client import load_identity, train_round, verify_meta
     from fedseed.provenance.envelope import Envelope, sign_envelope
+    from fedseed.provenance.packed import pack
     from fedseed.provenance.trust import load_trust
     from fedseed.recipe.codec import canonical_bytes
 
@@ -117,8 +118,8 @@ def _client_app(clients: tuple[Examples, ...], byzantine: frozenset[int]) -> Any
                 assert lie.lineage is not None
                 lie = lie.model_copy(update={"lineage": lie.lineage.model_copy(
                     update={"producer": identity.keyid})})
-                envelope = sign_envelope(Envelope(payload=canonical_bytes(lie)), identity.key,
-                                         identity.keyid).to_json()
+                envelope = pack(sign_envelope(Envelope(payload=canonical_bytes(lie)),
+                                              identity.key, identity.keyid))
                 metrics = {"steps": 0.0}
             else:
                 envelope, metrics = train_round(meta, assignment_json, clients[partition],
@@ -142,6 +143,7 @@ def run_fedseed(cfg: FederationConfig, clients: Sequence[Examples], home: Path, 
     from fedseed.app.simulation import backend_config
     from fedseed.errors import AggregationError
     from fedseed.provenance.envelope import Envelope
+    from fedseed.provenance.packed import pack
     from fedseed.recipe.codec import parse_recipe
 
     home.mkdir(parents=True, exist_ok=True)
@@ -175,7 +177,7 @@ def run_fedseed(cfg: FederationConfig, clients: Sequence[Examples], home: Path, 
     rounds = [r.as_dict() for r in result.rounds]
     return FedseedRun(
         meta=parse_recipe(envelope.payload, "final meta-recipe"),
-        meta_envelope_bytes=len(result.meta_envelope),
+        meta_envelope_bytes=len(pack(envelope)),
         rounds=rounds,
         bytes_down_per_client=sum(r.bytes_down for r in result.rounds) / n,
         bytes_up_per_client=sum(r.bytes_up for r in result.rounds) / n,

@@ -65,9 +65,11 @@ class Scenario:
     trajectory: bool = False
     trajectory_rounds: int = 10
     pool_size: int = 1024
-    zo_steps: int = 50
+    zo_steps: int = 100
     seeds_per_step: int = 16
-    zo_lr: float = 0.004
+    zo_lr: float = 0.005
+    server_lr: float = 2.0
+    trajectory_repeats: int = 1
 
     def __post_init__(self) -> None:
         from fedseed.meta import AGGREGATORS
@@ -78,8 +80,10 @@ class Scenario:
             (2 <= self.clients <= 10_000, f"clients {self.clients} is not in 2..10000"),
             (0.0 <= self.held_out < 1.0, f"held_out {self.held_out} is not in [0, 1)"),
             (0.0 < self.fraction <= 1.0, f"fraction {self.fraction} is not in (0, 1]"),
-            (self.rounds >= 1 and self.fedavg_rounds >= 1 and self.fedavg_local_steps >= 1,
-             "rounds, fedavg_rounds and fedavg_local_steps must be at least 1"),
+            (self.rounds >= 1 and self.fedavg_rounds >= 1 and self.fedavg_local_steps >= 1
+             and self.trajectory_repeats >= 1,
+             "rounds, fedavg_rounds, fedavg_local_steps and trajectory_repeats must be at "
+             "least 1"),
             (bool(self.aggregators) and all(a in AGGREGATORS for a in self.aggregators),
              f"aggregators {list(self.aggregators)} must be among {sorted(AGGREGATORS)}"),
         ]
@@ -302,24 +306,17 @@ class Runner:
 
     def trajectory(self) -> tuple[MethodResult, MethodResult]:
         """Seed-trajectory mode among the federated users; then every user evaluates
-        the replayed shared model as is and fine-tunes it with the recipe."""
-        from fedseed.bench.fedseed_run import run_fedseed
-        from fedseed.federation.config import FederationConfig
-
+        the replayed shared model as is and fine-tunes it with the recipe. With
+        ``trajectory_repeats`` > 1 the federation runs again (new keys, so new seed
+        draws) and only the shared model is scored: the rows are the first run's,
+        ``details.repeat_means`` every run's mean."""
         started = time.perf_counter()
-        fed_users = [self.users[i] for i in self.federated]
-        home = Path(tempfile.mkdtemp(dir=self.work, prefix="trajectory-"))
-        cfg = FederationConfig(
-            num_rounds=self.s.trajectory_rounds, fraction=self.s.fraction,
-            min_nodes=len(fed_users), min_replies=1, recipe=self.s.recipe,
-            mode="trajectory", pool_size=self.s.pool_size, zo_steps=self.s.zo_steps,
-            seeds_per_step=self.s.seeds_per_step, zo_lr=self.s.zo_lr, client_trust="tofu",
-            auto_keys=True, registry=str(home / "registry"), seed=self.settings.seed,
-            max_steps=self.s.max_steps, final_personalization=False)
-        run = run_fedseed(cfg, fed_users, home, parallel=self.settings.parallel)
-        data = self._recipe_bytes(run.meta)
-        shared = self.pool.map(Job(data, u, train=False) for u in self.users)
+        run, shared = self._trajectory_run(0)
         shared_seconds = time.perf_counter() - started
+        repeat_means = [statistics.fmean(o.test for o in shared)]
+        for repeat in range(1, self.s.trajectory_repeats):
+            _, again = self._trajectory_run(repeat)
+            repeat_means.append(statistics.fmean(o.test for o in again))
         tuned = self.personalise_all(run.meta)
         per_user_fed = [0.0] * len(self.users)
         for i in self.federated:
@@ -330,6 +327,7 @@ class Runner:
                    "federation_seconds": round(run.wall_seconds, 1),
                    "pool_size": t.pool_size, "zo_steps_per_round": t.steps,
                    "seeds_per_step": t.seeds_per_step,
+                   "server_lr": t.server_lr, "repeat_means": repeat_means,
                    "forward_passes_per_client": 2 * t.steps * t.seeds_per_step
                    * self.s.trajectory_rounds * self.s.fraction}
         common = {"bytes_down": run.bytes_down_per_client + run.meta_envelope_bytes,
@@ -338,6 +336,25 @@ class Runner:
         return (MethodResult("fedseed-trajectory", shared, seconds=shared_seconds, **common),
                 MethodResult("fedseed-trajectory+ft", tuned,
                              seconds=time.perf_counter() - started, **common))
+
+    def _trajectory_run(self, repeat: int) -> tuple[Any, list[Outcome]]:
+        """One seed-trajectory federation, and every user's score of its shared model."""
+        from fedseed.bench.fedseed_run import run_fedseed
+        from fedseed.federation.config import FederationConfig
+
+        fed_users = [self.users[i] for i in self.federated]
+        home = Path(tempfile.mkdtemp(dir=self.work, prefix="trajectory-"))
+        cfg = FederationConfig(
+            num_rounds=self.s.trajectory_rounds, fraction=self.s.fraction,
+            min_nodes=len(fed_users), min_replies=1, recipe=self.s.recipe,
+            mode="trajectory", pool_size=self.s.pool_size, zo_steps=self.s.zo_steps,
+            seeds_per_step=self.s.seeds_per_step, zo_lr=self.s.zo_lr,
+            server_lr=self.s.server_lr, client_trust="tofu", auto_keys=True,
+            registry=str(home / "registry"), seed=self.settings.seed + repeat,
+            max_steps=self.s.max_steps, final_personalization=False)
+        run = run_fedseed(cfg, fed_users, home, parallel=self.settings.parallel)
+        data = self._recipe_bytes(run.meta)
+        return run, self.pool.map(Job(data, u, train=False) for u in self.users)
 
     def fedavg(self) -> tuple[MethodResult, MethodResult]:
         """Flower's FedAvg, then its global model as is and fine-tuned per user."""
@@ -514,8 +531,8 @@ def poisoning(runner: Runner, clean: Mapping[str, MethodResult], on_event: Event
 
 def recipe_bytes_table(fedavg_overhead: float = 1.0) -> list[dict[str, Any]]:
     """Per built-in recipe: fedseed bytes per client per round (a signed FedEx
-    meta-recipe down, a signed client recipe up, from a short real run) against
-    FedAvg's (the float32 weights both ways)."""
+    meta-recipe down, a signed client recipe up, from a short real run; both packed,
+    as the apps send them) against FedAvg's (the float32 weights both ways)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from fedseed.assemble import parameter_count
@@ -524,6 +541,7 @@ def recipe_bytes_table(fedavg_overhead: float = 1.0) -> list[dict[str, Any]]:
     from fedseed.personalize import personalize_examples
     from fedseed.provenance.envelope import Envelope, sign_envelope
     from fedseed.provenance.keys import key_id
+    from fedseed.provenance.packed import pack
     from fedseed.recipe.builtin import resolve_recipe
     from fedseed.recipe.codec import canonical_bytes, canonical_dict, recipe_from_dict
 
@@ -531,7 +549,7 @@ def recipe_bytes_table(fedavg_overhead: float = 1.0) -> list[dict[str, Any]]:
     kid = key_id(key.public_key())
 
     def signed(recipe: Any) -> int:
-        return len(sign_envelope(Envelope(payload=canonical_bytes(recipe)), key, kid).to_json())
+        return len(pack(sign_envelope(Envelope(payload=canonical_bytes(recipe)), key, kid)))
 
     data = {"tabular": "digits", "image": "digits", "text": "toy-text"}
     rows = []

@@ -8,7 +8,11 @@
   first-order personalization of the same model on the same data, each in its own
   process, also reported above the process's RSS once the model is assembled (the
   imports and the model are common to both).
-- Meta-recipe size against K, for a small and a large model.
+- Meta-recipe size against K, for a small and a large model: canonical JSON, DSSE
+  JSON, and packed (what the apps send).
+- Communication over a run for text-bert-tiny: real Flower federations on the same
+  toy-text users, Flower's FedAvg and seed-trajectory mode for the same rounds, bytes
+  counted on every message, and the resulting models scored on every user's test split.
 """
 
 from __future__ import annotations
@@ -19,11 +23,27 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 CASES = [("digits-mlp", 1024), ("digits-mlp", 4096), ("text-bert-tiny", 1024),
          ("text-bert-tiny", 4096)]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The communication run: ``clients`` toy-text users (IID), ``rounds`` rounds of
+    each method; the trajectory's pool and zeroth-order step; FedAvg's local steps."""
+
+    recipe: str = "text-bert-tiny"
+    clients: int = 4
+    rounds: int = 3
+    pool_size: int = 512
+    zo_steps: int = 25
+    seeds_per_step: int = 4
+    zo_lr: float = 0.01
+    fedavg_local_steps: int = 20
 
 
 def trajectory_recipe(name: str, pool: int, seed: int = 0) -> Any:
@@ -39,6 +59,32 @@ def trajectory_recipe(name: str, pool: int, seed: int = 0) -> Any:
     assert meta.trajectory is not None
     return meta.model_copy(update={"trajectory": meta.trajectory.model_copy(
         update={"coefficients": encode_floats(values)})})
+
+
+def wire_sizes(recipe: Any, parents: int = 20) -> dict[str, int]:
+    """Bytes of a meta-recipe as the server seals it (``parents`` client digests, one
+    signature): canonical JSON, DSSE JSON, and packed, as the apps send it."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from fedseed.provenance.envelope import Envelope, sign_envelope
+    from fedseed.provenance.keys import key_id
+    from fedseed.provenance.packed import pack
+    from fedseed.recipe.codec import canonical_bytes
+    from fedseed.recipe.evidence import Lineage
+
+    key = Ed25519PrivateKey.generate()
+    lineage = Lineage(parents=sorted("sha256:" + hashlib.sha256(bytes([i])).hexdigest()
+                                     for i in range(parents)),
+                      round=10, method="trajectory", producer=key_id(key.public_key()),
+                      created=datetime.now(UTC).replace(microsecond=0))
+    sealed = recipe.model_copy(update={"lineage": lineage})
+    envelope = sign_envelope(Envelope(payload=canonical_bytes(sealed)), key,
+                             key_id(key.public_key()))
+    return {"meta_recipe_bytes": len(canonical_bytes(sealed)),
+            "dsse_json_bytes": len(envelope.to_json()), "packed_bytes": len(pack(envelope))}
 
 
 def replay_seconds(recipe: Any, repeats: int) -> float:
@@ -104,9 +150,56 @@ def _in_child(kind: str, recipe_path: Path) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def communication_run(settings: RunSettings, work: Path) -> dict[str, Any]:
+    """FedAvg and seed-trajectory federations of ``settings`` on the same users: bytes
+    per client over the run (every message counted) and mean test accuracy."""
+    import statistics
+
+    from fedseed.bench.fedavg import run_fedavg
+    from fedseed.bench.fedseed_run import run_fedseed
+    from fedseed.bench.jobs import Job, run_job
+    from fedseed.data.builtin import load_builtin_dataset
+    from fedseed.data.partition import partition
+    from fedseed.federation.config import FederationConfig
+    from fedseed.recipe.builtin import resolve_recipe
+    from fedseed.recipe.codec import canonical_bytes
+
+    recipe = resolve_recipe(settings.recipe)
+    data = "toy-text" if recipe.task.modality == "text" else "digits"
+    users = partition(load_builtin_dataset(data), settings.clients, partitioner="iid", seed=0)
+
+    def mean_test(candidate: Any, state: Any = None) -> float:
+        blob = canonical_bytes(candidate)
+        return statistics.fmean(run_job(Job(blob, u, initial_state=state, train=False)).test
+                                for u in users)
+
+    fedavg = run_fedavg(recipe, users, rounds=settings.rounds,
+                        local_steps=settings.fedavg_local_steps, seed=0)
+    cfg = FederationConfig(
+        num_rounds=settings.rounds, fraction=1.0, min_nodes=len(users), min_replies=1,
+        recipe=settings.recipe, mode="trajectory", pool_size=settings.pool_size,
+        zo_steps=settings.zo_steps, seeds_per_step=settings.seeds_per_step,
+        zo_lr=settings.zo_lr, client_trust="tofu", auto_keys=True,
+        registry=str(work / "registry"), final_personalization=False)
+    seeds = run_fedseed(cfg, users, work)
+    rows = {
+        "fedavg": {"bytes_per_client": fedavg.bytes_down_per_client
+                   + fedavg.bytes_up_per_client,
+                   "accuracy": mean_test(recipe, fedavg.state_dict)},
+        "trajectory": {"bytes_per_client": seeds.bytes_down_per_client
+                       + seeds.bytes_up_per_client,
+                       "bytes_down_per_client": seeds.bytes_down_per_client,
+                       "bytes_up_per_client": seeds.bytes_up_per_client,
+                       "accuracy": mean_test(seeds.meta)},
+        "round0_accuracy": mean_test(recipe),
+    }
+    rows["ratio"] = rows["fedavg"]["bytes_per_client"] / rows["trajectory"]["bytes_per_client"]
+    return {"settings": asdict(settings), "data": data, **rows}
+
+
 def run(out: Path, repeats: int = 3, on_step: Callable[[str], None] | None = None,
-        cases: list[tuple[str, int]] | None = None, memory_recipe: str = "text-bert-tiny"
-        ) -> dict[str, Any]:
+        cases: list[tuple[str, int]] | None = None, memory_recipe: str = "text-bert-tiny",
+        communication: RunSettings | None = RunSettings()) -> dict[str, Any]:
     """Measure, write ``trajectory.{json,md,png}`` under ``out``."""
     import tempfile
 
@@ -120,8 +213,7 @@ def run(out: Path, repeats: int = 3, on_step: Callable[[str], None] | None = Non
         step(f"replay {name} K={pool}")
         recipe = trajectory_recipe(name, pool)
         replay.append({"recipe": name, "pool_size": pool, "parameters": parameter_count(recipe),
-                       "seconds": replay_seconds(recipe, repeats),
-                       "meta_recipe_bytes": len(canonical_bytes(recipe))})
+                       "seconds": replay_seconds(recipe, repeats), **wire_sizes(recipe)})
     with tempfile.TemporaryDirectory() as tmp:
         small = Path(tmp) / "digits.json"
         small.write_bytes(canonical_bytes(trajectory_recipe("digits-mlp", 1024)))
@@ -138,9 +230,13 @@ def run(out: Path, repeats: int = 3, on_step: Callable[[str], None] | None = Non
         step(f"client memory: zeroth-order vs first-order ({memory_recipe})")
         memory = {"recipe": memory_recipe, "zeroth_order": _in_child("zo", text),
                   "first_order": _in_child("fo", text)}
+        comm = None
+        if communication is not None:
+            step(f"communication over a run: {communication.recipe}, FedAvg and trajectory")
+            comm = communication_run(communication, Path(tmp) / "run")
     payload = {"machine": machine(), "replay": replay,
                "bit_exact": {"digests": digests, "identical": digests[0] == digests[1]},
-               "memory": memory}
+               "memory": memory, "communication": comm}
     md = markdown(payload)
     written = write_results(out, "trajectory", payload, md)
     written.append(figure(payload, out))
@@ -154,12 +250,18 @@ def markdown(payload: dict[str, Any]) -> str:
     lines = ["# Seed trajectories: replay and client cost", "",
              f"Written by `fedseed bench trajectory` on {m['cores']} cores ({m['cpu']}), "
              f"torch {m['torch']}, one torch thread.", "",
-             "## Replay (every coefficient nonzero)", "",
-             "| recipe | parameters | K | replay seconds | meta-recipe bytes |",
-             "|---|---:|---:|---:|---:|"]
+             "## Replay and meta-recipe size (every coefficient nonzero)", "",
+             "Meta-recipes as the server seals them: 20 parent digests, one signature. "
+             "*Packed* is what the apps send (docs/provenance.md, the packed form); the "
+             "issue's limit is 18 KB.", "",
+             "| recipe | parameters | K | replay seconds | canonical JSON | DSSE JSON | "
+             "packed (on the wire) | ≤ 18,000 B |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in payload["replay"]:
         lines.append(f"| {r['recipe']} | {r['parameters']:,} | {r['pool_size']:,} | "
-                     f"{r['seconds']:.2f} | {r['meta_recipe_bytes']:,} |")
+                     f"{r['seconds']:.2f} | {r['meta_recipe_bytes']:,} | "
+                     f"{r['dsse_json_bytes']:,} | {r['packed_bytes']:,} | "
+                     f"{'yes' if r['packed_bytes'] <= 18_000 else 'no'} |")
     b = payload["bit_exact"]
     mem = payload["memory"]
     zo, fo = mem["zeroth_order"], mem["first_order"]
@@ -173,8 +275,29 @@ def markdown(payload: dict[str, Any]) -> str:
               f"| first-order personalization (20 AdamW steps) | {fo['peak_mib']:.0f} | "
               f"{fo['above_model_mib']:.0f} |", "",
               "Both processes import the same stack and assemble the same model first; "
-              "the second column is what the training itself added.", "",
-              "![replay time](trajectory.png)", ""]
+              "the second column is what the training itself added.", ""]
+    comm = payload.get("communication")
+    if comm is not None:
+        s = comm["settings"]
+        fa, tr = comm["fedavg"], comm["trajectory"]
+        lines += [f"## Communication over a run, {s['recipe']}", "",
+                  f"Real Flower federations on the same {s['clients']} IID {comm['data']} "
+                  "users, "
+                  f"{s['rounds']} rounds each, every message counted (payload bytes per "
+                  f"client, down + up). FedAvg: {s['fedavg_local_steps']} local steps per "
+                  f"round. Trajectory: K = {s['pool_size']:,}, {s['zo_steps']} steps × "
+                  f"{s['seeds_per_step']} seeds per client per round.", "",
+                  "| method | bytes per client, whole run | mean test accuracy |",
+                  "|---|---:|---:|",
+                  f"| round-0 recipe (no federation) | 0 | {comm['round0_accuracy']:.3f} |",
+                  f"| FedAvg (Flower) | {fa['bytes_per_client']:,.0f} | "
+                  f"{fa['accuracy']:.3f} |",
+                  f"| seed trajectory (shared model) | {tr['bytes_per_client']:,.0f} | "
+                  f"{tr['accuracy']:.3f} |", "",
+                  f"FedAvg ÷ trajectory = **{comm['ratio']:,.0f}×**"
+                  + (f" (target ≥ 1000×: {'met' if comm['ratio'] >= 1000 else 'missed'})."
+                     if s["recipe"] == "text-bert-tiny" else "."), ""]
+    lines += ["![replay time](trajectory.png)", ""]
     return "\n".join(lines)
 
 

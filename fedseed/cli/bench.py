@@ -87,20 +87,38 @@ def trajectory(
                                      help="Recipes to replay (repeatable)."),
     pool_size: list[int] = typer.Option([1024, 4096], help="Pool sizes K (repeatable)."),
     memory_recipe: str = typer.Option("text-bert-tiny", help="Recipe of the memory test."),
+    run_recipe: str = typer.Option("text-bert-tiny", help="Recipe of the communication run "
+                                   "(FedAvg and trajectory federations on the same users)."),
+    run_clients: int = typer.Option(4, min=2, max=64, help="Users in the communication run."),
+    run_rounds: int = typer.Option(3, min=1, max=100, help="Rounds of each federation."),
+    run_pool_size: int = typer.Option(512, min=1, max=4096, help="K of the trajectory run."),
+    communication: bool = typer.Option(True, help="Run the communication federations."),
 ) -> None:
-    """Seed trajectories: replay time, bit-exact replay, client memory vs first-order."""
+    """Seed trajectories: replay time, bit-exact replay, client memory vs first-order,
+    meta-recipe bytes on the wire, and communication over a run against FedAvg."""
     from fedseed.bench import trajectory as bench
     from fedseed.errors import FedseedError
+    from fedseed.recipe.builtin import resolve_recipe
 
     if any(not 1 <= k <= 4096 for k in pool_size):
         raise FedseedError(f"--pool-size {pool_size}: every K must be in 1..4096")
+    for name in {*recipe, memory_recipe, run_recipe}:
+        resolve_recipe(name)  # an unknown recipe fails now, before anything runs
     cases = [(name, k) for name in recipe for k in pool_size]
+    settings = bench.RunSettings(recipe=run_recipe, clients=run_clients, rounds=run_rounds,
+                                 pool_size=run_pool_size) if communication else None
     with console.status("trajectory benchmark") as status:
         result = bench.run(out, repeats=repeats, on_step=lambda text: status.update(text),
-                           cases=cases, memory_recipe=memory_recipe)
+                           cases=cases, memory_recipe=memory_recipe, communication=settings)
     for r in result["replay"]:
         console.out(f"replay {r['recipe']:15} K={r['pool_size']:5}  {r['seconds']:.2f}s  "
-                    f"meta {r['meta_recipe_bytes']:,} B", highlight=False)
+                    f"meta {r['packed_bytes']:,} B packed ({r['dsse_json_bytes']:,} B as "
+                    "DSSE JSON)", highlight=False)
+    comm = result["communication"]
+    if comm is not None:
+        console.out(f"communication over {comm['settings']['rounds']} rounds, "
+                    f"{comm['settings']['recipe']}: FedAvg / trajectory = {comm['ratio']:,.0f}x",
+                    highlight=False)
     zo, fo = result["memory"]["zeroth_order"], result["memory"]["first_order"]
     console.out(f"bit-exact: {result['bit_exact']['identical']}; client peak RSS zeroth-order "
                 f"{zo['peak_mib']:.0f} MiB vs first-order {fo['peak_mib']:.0f} MiB\n"

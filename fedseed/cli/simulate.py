@@ -33,13 +33,13 @@ def simulate_cmd(
     mode: str = typer.Option("recipes", help="recipes (share configurations) or trajectory "
                              "(share a model as seeds and scalars; docs/seed-trajectories.md)."),
     pool_size: int = typer.Option(1024, min=1, max=4096, help="trajectory: seeds in the pool."),
-    zo_steps: int = typer.Option(50, min=1, help="trajectory: zeroth-order steps per round."),
-    zo_lr: float = typer.Option(0.004, min=1e-12, max=10, help="trajectory: step size."),
+    zo_steps: int = typer.Option(100, min=1, help="trajectory: zeroth-order steps per round."),
+    zo_lr: float = typer.Option(0.005, min=1e-12, max=10, help="trajectory: step size."),
     seeds_per_step: int = typer.Option(16, min=1, max=4096,
                                        help="trajectory: pool seeds estimated per step."),
     sampling: str = typer.Option("uniform", help="trajectory: uniform or pro (seeds that "
                                  "moved the model are drawn more)."),
-    server_lr: float = typer.Option(1.0, min=1e-9, max=100, help="trajectory: multiplies "
+    server_lr: float = typer.Option(2.0, min=1e-9, max=100, help="trajectory: multiplies "
                                     "the clients' mean update."),
     fraction: float = typer.Option(0.5, min=0.0001, max=1.0, help="Share of nodes per round."),
     max_steps: int = typer.Option(0, min=0, help="Override the recipe's max_steps (0: keep)."),
@@ -66,8 +66,8 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
              partitioner: str = "dirichlet", alpha: float = 0.5, recipe: str = "digits-mlp",
              aggregator: str = "best", fraction: float = 0.5, robust: bool = True,
              budget_from_curves: bool = True, warm_start: bool = False, mode: str = "recipes",
-             pool_size: int = 1024, zo_steps: int = 50, zo_lr: float = 0.004,
-             seeds_per_step: int = 16, sampling: str = "uniform", server_lr: float = 1.0,
+             pool_size: int = 1024, zo_steps: int = 100, zo_lr: float = 0.005,
+             seeds_per_step: int = 16, sampling: str = "uniform", server_lr: float = 2.0,
              max_steps: int = 0,
              seed: int = 0, home: Path | None = None, parallel: int = 2, final: bool = True,
              show_clients: bool = False, lineage: bool = False, resume: bool = False) -> None:

@@ -20,6 +20,7 @@ from fedseed.errors import DataError, SignatureError
 from fedseed.home import fedseed_home
 from fedseed.provenance.envelope import Envelope
 from fedseed.provenance.keys import public_pem
+from fedseed.provenance.packed import pack, read_envelope
 from fedseed.provenance.trust import TrustStore
 from fedseed.provenance.verify import VerifiedRecipe, verify_envelope
 
@@ -55,7 +56,7 @@ def load_identity(name: str, home: Path | None = None, *, create: bool = False) 
 
 def verify_meta(meta_bytes: bytes, trust: TrustStore) -> VerifiedRecipe:
     """The meta-recipe, only if a key trusted for the ``server`` role signed it."""
-    return verify_envelope(Envelope.from_json(meta_bytes, "meta-recipe"), trust, role="server",
+    return verify_envelope(read_envelope(meta_bytes, "meta-recipe"), trust, role="server",
                            source="meta-recipe")
 
 
@@ -126,7 +127,7 @@ def train_round(meta: VerifiedRecipe, assignment_json: str, examples: Examples,
     assert ev is not None
     metrics = {"num-examples": float(ev.num_examples.train), "val-metric": ev.final.val_metric,
                "steps": float(ev.steps), "train-seconds": ev.wall_seconds}
-    return envelope.to_json(), metrics
+    return pack(envelope), metrics
 
 
 def _zo_round(meta: VerifiedRecipe, examples: Examples, identity: Identity,
@@ -151,9 +152,9 @@ def _zo_round(meta: VerifiedRecipe, examples: Examples, identity: Identity,
     envelope = sign_envelope(Envelope(payload=canonical_bytes(child)), identity.key,
                              identity.keyid)
     ev = child.evidence
-    return envelope.to_json(), {"num-examples": float(ev.num_examples.train),
-                                "val-metric": ev.final.val_metric, "steps": float(ev.steps),
-                                "train-seconds": ev.wall_seconds}
+    return pack(envelope), {"num-examples": float(ev.num_examples.train),
+                            "val-metric": ev.final.val_metric, "steps": float(ev.steps),
+                            "train-seconds": ev.wall_seconds}
 
 
 def final_round(meta: VerifiedRecipe, baseline: VerifiedRecipe, examples: Examples,

@@ -55,12 +55,12 @@ class FederationConfig:
     resume: bool = False
     mode: Mode = "recipes"
     pool_size: int = 1024
-    zo_steps: int = 50
-    zo_lr: float = 0.004
+    zo_steps: int = 100
+    zo_lr: float = 0.005
     zo_epsilon: float = 0.001
     seeds_per_step: int = 16
     sampling: str = "uniform"
-    server_lr: float = 1.0
+    server_lr: float = 2.0
 
     def __post_init__(self) -> None:
         checks = [

@@ -22,6 +22,7 @@ from fedseed.errors import FedseedError, VerificationError
 from fedseed.meta.base import AggregatorState, ClientReply, sample_assignment
 from fedseed.provenance.envelope import Envelope, sign_envelope
 from fedseed.provenance.keys import key_id, load_public_pem, public_pem
+from fedseed.provenance.packed import read_envelope
 from fedseed.provenance.trust import TrustStore
 from fedseed.provenance.verify import VerifiedRecipe, verify_envelope
 from fedseed.recipe.codec import canonical_bytes
@@ -171,7 +172,7 @@ def judge_reply(
     once per run.
     """
     try:
-        envelope = Envelope.from_json(envelope_bytes, f"node {node_id}")
+        envelope = read_envelope(envelope_bytes, f"node {node_id}")
     except FedseedError:
         return Judged(node_id, reason="malformed")
     if not envelope.signatures:

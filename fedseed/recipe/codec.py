@@ -111,10 +111,10 @@ def read_recipe_file(path: str | Path) -> Recipe:
         # A signed recipe (DSSE envelope): read the payload. Reading is not
         # trusting; `fedseed recipe verify` checks the signatures.
         from fedseed.errors import SignatureError
-        from fedseed.provenance.envelope import Envelope
+        from fedseed.provenance.packed import read_envelope
 
         try:
-            raw = Envelope.from_json(raw, str(path)).payload
+            raw = read_envelope(raw, str(path)).payload
         except SignatureError as e:
             raise RecipeError(e.diagnostics()) from e
         return parse_recipe(raw, f"{path} payload")
@@ -122,6 +122,8 @@ def read_recipe_file(path: str | Path) -> Recipe:
 
 
 def _looks_like_envelope(raw: bytes) -> bool:
+    if raw[:4] == b"FSP1":  # fedseed.provenance.packed.MAGIC (not imported: fast start)
+        return True
     head = raw[:4096]
     return b'"payloadType"' in head or b'"payloadType"' in raw[-4096:]
 

@@ -13,6 +13,7 @@ from fedseed.federation.config import FederationConfig
 from fedseed.federation.server import bind_keys, judge_reply, plan_round
 from fedseed.meta import AggregatorState, Best
 from fedseed.provenance.envelope import Envelope, sign_envelope
+from fedseed.provenance.packed import read_envelope
 from fedseed.provenance.trust import TrustStore
 
 
@@ -111,7 +112,7 @@ def test_same_recipe_reencoded_by_another_node_counts_as_duplicate(world, user_e
     _, _, client, state = world
     envelope = _train(state, client, user_examples, tmp_path)
     other = load_identity("node-b", create=True)
-    payload = json.dumps(json.loads(Envelope.from_json(envelope).payload), indent=1).encode()
+    payload = json.dumps(json.loads(read_envelope(envelope).payload), indent=1).encode()
     copied = sign_envelope(Envelope(payload=payload), other.key, other.keyid).to_json()
     seen: set[str] = set()
     assert _judge(envelope, client.pubkey_pem, state, seen=seen).reply is not None
@@ -173,7 +174,7 @@ def test_reply_with_no_lineage_is_wrong_parent(world, user_examples, tmp_path):
     from fedseed.recipe import canonical_bytes, parse_recipe
 
     _, _, client, state = world
-    recipe = parse_recipe(Envelope.from_json(_train(state, client, user_examples,
+    recipe = parse_recipe(read_envelope(_train(state, client, user_examples,
                                                     tmp_path)).payload)
     orphan = recipe.model_copy(update={"lineage": None})
     envelope = sign_envelope(Envelope(payload=canonical_bytes(orphan)), client.key,
@@ -191,7 +192,7 @@ def test_best_aggregates_replies_that_all_have_empty_assignments(world, user_exa
     from fedseed.recipe import parse_recipe
 
     _, _, client, state = world
-    recipe = parse_recipe(Envelope.from_json(_train(state, client, user_examples,
+    recipe = parse_recipe(read_envelope(_train(state, client, user_examples,
                                                     tmp_path, "")).payload)
     meta = state.meta.recipe.model_copy(update={"search_space": None})
     replies = [ClientReply(recipe=recipe, digest=f"sha256:{i:064x}", node_id=i,

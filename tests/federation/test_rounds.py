@@ -14,6 +14,7 @@ from fedseed.federation.server import judge_reply, plan_round, seal
 from fedseed.meta import AggregatorState, Best
 from fedseed.provenance.envelope import Envelope, sign_envelope
 from fedseed.provenance.keys import generate_key, load_private_key
+from fedseed.provenance.packed import read_envelope
 from fedseed.provenance.trust import TrustStore
 from fedseed.recipe import parse_recipe
 
@@ -46,7 +47,7 @@ def test_client_recipe_is_a_signed_child_of_the_meta_recipe(world, user_examples
     _, _, client, state = world
 
     envelope, metrics = _reply(state, client, user_examples, tmp_path)
-    recipe = parse_recipe(Envelope.from_json(envelope).payload)
+    recipe = parse_recipe(read_envelope(envelope).payload)
 
     assert recipe.lineage.parents == [state.meta.digest]
     assert recipe.lineage.producer == client.keyid
@@ -69,7 +70,7 @@ def test_server_accepts_a_fresh_signed_reply(world, user_examples, tmp_path):
 def test_unsigned_reply_is_dropped(world, user_examples, tmp_path):
     _, _, client, state = world
     envelope, _ = _reply(state, client, user_examples, tmp_path)
-    data = json.loads(envelope)
+    data = json.loads(read_envelope(envelope).to_json())  # replies travel packed
     data["signatures"] = []
 
     assert _judge(json.dumps(data).encode(), client, state).reason == "unsigned"
@@ -78,11 +79,22 @@ def test_unsigned_reply_is_dropped(world, user_examples, tmp_path):
 def test_tampered_reply_is_dropped(world, user_examples, tmp_path):
     _, _, client, state = world
     envelope, _ = _reply(state, client, user_examples, tmp_path)
-    data = json.loads(envelope)
+    data = json.loads(read_envelope(envelope).to_json())
     payload = base64.b64decode(data["payload"]).replace(b'"lr":0.01', b'"lr":0.02')
     data["payload"] = base64.b64encode(payload).decode()
 
     assert _judge(json.dumps(data).encode(), client, state).reason == "bad signature"
+
+
+def test_packed_reply_with_a_flipped_byte_is_dropped(world, user_examples, tmp_path):
+    _, _, client, state = world
+    envelope, _ = _reply(state, client, user_examples, tmp_path)
+    assert envelope[:4] == b"FSP1"  # what the ClientApp sends
+    for at in (len(envelope) - 1, len(envelope) // 2):  # a blob, the compressed header
+        damaged = bytearray(envelope)
+        damaged[at] ^= 0x01
+
+        assert _judge(bytes(damaged), client, state).reason in {"bad signature", "malformed"}
 
 
 def test_garbage_reply_is_dropped(world):
