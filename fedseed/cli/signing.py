@@ -76,7 +76,11 @@ def pack_cmd(
     from fedseed.recipe.codec import MAX_RECIPE_BYTES, parse_recipe
 
     try:
-        raw = file.read_bytes()[:MAX_RECIPE_BYTES + 1]
+        size = file.stat().st_size
+        if size > MAX_RECIPE_BYTES:
+            raise RecipeError(f"{file}: {size} bytes is over the {MAX_RECIPE_BYTES}-byte "
+                              "envelope limit")
+        raw = file.read_bytes()
     except OSError as e:
         raise RecipeError(f"{file}: cannot read ({e.strerror})") from e
     envelope = read_envelope(raw, str(file))

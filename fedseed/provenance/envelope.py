@@ -78,6 +78,8 @@ class Envelope:
             obj = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise SignatureError(f"{source}: envelope is not JSON ({e})") from e
+        except RecursionError as e:
+            raise SignatureError(f"{source}: envelope JSON is nested too deeply") from e
         return cls.from_dict(obj, source)
 
     @classmethod

@@ -41,6 +41,8 @@ _KEYID = re.compile(r"[0-9a-f]{64}")
 _B64 = re.compile(r"(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 #: Shorter base64 strings stay in the (compressed) header: not worth a blob.
 _MIN_B64 = 64
+#: Deeper payloads travel whole (recipes are about 5 levels deep).
+_MAX_DEPTH = 32
 
 
 def is_packed(data: bytes) -> bool:
@@ -61,7 +63,8 @@ def pack(envelope: Envelope) -> bytes:
     else:
         header["p"] = skeleton
     header["n"] = lengths  # digests and key ids are always 32 bytes: no length
-    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # ASCII escapes: a lone surrogate in a key id or payload type still encodes.
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     # Raw deflate (no zlib framing) with a preset dictionary of recipe skeletons.
     deflate = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=DICTIONARY)
     compressed = deflate.compress(text.encode("utf-8")) + deflate.flush()
@@ -73,17 +76,25 @@ def unpack(data: bytes, source: str = "packed envelope") -> Envelope:
     malformed. The result still has to pass signature verification."""
     if not is_packed(data):
         raise SignatureError(f"{source}: not a packed envelope (no {MAGIC.decode()} header)")
+    if len(data) > MAX_ENVELOPE_BYTES:  # as for DSSE JSON, which is always larger
+        raise SignatureError(f"{source}: packed envelope of {len(data)} bytes is over the "
+                             f"{MAX_ENVELOPE_BYTES}-byte limit")
     try:
         size, at = _read_varint(data, len(MAGIC))
         inflater = zlib.decompressobj(-15, zdict=DICTIONARY)
         text = inflater.decompress(data[at:at + size], MAX_ENVELOPE_BYTES)
         if inflater.unconsumed_tail:
             raise SignatureError(f"{source}: header inflates past {MAX_ENVELOPE_BYTES} bytes")
-        header = json.loads(text)
+        # One encoding per envelope: a complete stream, nothing after it, UTF-8 JSON.
+        if not inflater.eof or inflater.unused_data:
+            raise ValueError("the header is not one complete deflate stream")
+        header = json.loads(text.decode("utf-8"))
+        if not isinstance(header, dict) or not set(header) <= {"t", "k", "n", "p"}:
+            raise ValueError("the header is not an object of t, k, n and p")
         payload_type, keyids, lengths = header["t"], header["k"], header["n"]
         if not (isinstance(payload_type, str) and isinstance(keyids, list)
                 and all(isinstance(k, str) for k in keyids) and isinstance(lengths, list)
-                and all(isinstance(n, int) and n >= 0 for n in lengths)):
+                and all(type(n) is int and n >= 0 for n in lengths)):
             raise ValueError("header fields have the wrong types")
         if len(keyids) > MAX_SIGNATURES:
             raise SignatureError(f"{source}: more than {MAX_SIGNATURES} signatures")
@@ -94,9 +105,10 @@ def unpack(data: bytes, source: str = "packed envelope") -> Envelope:
         blobs.finish()
     except SignatureError:
         raise
-    except (KeyError, TypeError, ValueError, zlib.error, UnicodeDecodeError) as e:
-        raise SignatureError(f"{source}: malformed packed envelope ({e or type(e).__name__})"
-                             ) from e
+    except (KeyError, TypeError, ValueError, zlib.error, UnicodeDecodeError,
+            RecursionError) as e:  # RecursionError: absurdly nested JSON
+        raise SignatureError(f"{source}: malformed packed envelope "
+                             f"({str(e) or type(e).__name__})") from e
     if len(payload) > MAX_ENVELOPE_BYTES:
         raise SignatureError(f"{source}: payload of {len(payload)} bytes is over the "
                              f"{MAX_ENVELOPE_BYTES}-byte limit")
@@ -143,24 +155,27 @@ def _skeleton(payload: bytes, blobs: list[bytes], lengths: list[int]) -> Any | N
     taken: list[bytes] = []
     taken_lengths: list[int] = []
     try:
-        skeleton = _take(json.loads(payload), taken, taken_lengths)
-    except (UnicodeDecodeError, json.JSONDecodeError, _Unpackable):
-        return None
-    reader = _Reader(b"".join(taken), 0, taken_lengths)
-    if _canonical(_restore(skeleton, reader)) != payload:
+        skeleton = _take(json.loads(payload), taken, taken_lengths, 0)
+        reader = _Reader(b"".join(taken), 0, taken_lengths)
+        if _canonical(_restore(skeleton, reader)) != payload:
+            return None
+    # ValueError: NaN, huge numbers, lone surrogates; RecursionError: deep nesting.
+    except (UnicodeError, ValueError, RecursionError, _Unpackable):
         return None
     blobs.extend(taken)
     lengths.extend(taken_lengths)
     return skeleton
 
 
-def _take(node: Any, taken: list[bytes], lengths: list[int]) -> Any:
+def _take(node: Any, taken: list[bytes], lengths: list[int], depth: int) -> Any:
+    if depth > _MAX_DEPTH:  # unpacking must not depend on the reader's stack depth
+        raise _Unpackable
     if isinstance(node, dict):
         if any(_MARK in key for key in node):
             raise _Unpackable
-        return {key: _take(value, taken, lengths) for key, value in node.items()}
+        return {key: _take(value, taken, lengths, depth + 1) for key, value in node.items()}
     if isinstance(node, list):
-        return [_take(value, taken, lengths) for value in node]
+        return [_take(value, taken, lengths, depth + 1) for value in node]
     if isinstance(node, str):
         if _MARK in node:
             raise _Unpackable
@@ -214,5 +229,7 @@ def _read_varint(data: bytes, at: int) -> tuple[int, int]:
         value |= (byte & 0x7F) << shift
         at, shift = at + 1, shift + 7
         if not byte & 0x80:
+            if byte == 0 and shift > 7:
+                raise ValueError("header length is not a minimal varint")
             return value, at
     raise ValueError("header length is not a valid varint")

@@ -74,7 +74,8 @@ def test_every_byte_of_a_coefficient_is_covered_by_the_signature():
 
 
 @pytest.mark.parametrize("payload", [b'{"b": 1,  "a": [2]}', b"\x00\xffnot json",
-                                     b'{"s": "\\u0000b"}'])
+                                     b'{"s": "\\u0000b"}', b"NaN", b'"\\ud800"',
+                                     b"[" * 100 + b"]" * 100, b"1" * 5000])
 def test_any_payload_round_trips_even_when_it_is_not_canonical_json(payload):
     envelope = Envelope(payload=payload, payload_type="text/plain")
 
@@ -95,6 +96,7 @@ def test_dsse_json_and_packed_are_both_read():
     (lambda b: b[:4] + b"\xff\xff\xff\xff\xff\xff", "malformed packed envelope"),
     (lambda b: b[:6], "malformed packed envelope"),
     (lambda b: b"FSP0" + b[4:], "not a packed envelope"),
+    (lambda b: b + b"\x00" * (1 << 20), "over the 1048576-byte limit"),
 ])
 def test_damaged_packed_envelopes_are_one_clear_error(damage, expected):
     data = pack(signed(trajectory_meta(pool=64)))
@@ -124,3 +126,19 @@ def test_cli_packs_and_verifies_the_packed_file(fedseed, tmp_path):
     assert bad.code == 1 and "tampered" in bad.err
     back = fedseed("recipe", "pack", "meta.fsp", "-o", "back.json")
     assert back.code == 0 and (tmp_path / "back.json").read_bytes() == meta.read_bytes()
+
+
+def test_absurdly_nested_header_is_a_signature_error_not_a_crash():
+    import zlib
+
+    from fedseed.provenance._packed_dictionary import DICTIONARY
+    from fedseed.provenance.packed import MAGIC, _varint
+
+    header = ('{"t":"x","k":[],"n":[],"p":' + "[" * 50_000 + "]" * 50_000 + "}").encode()
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=DICTIONARY)
+    body = deflate.compress(header) + deflate.flush()
+
+    with pytest.raises(SignatureError, match="malformed packed envelope"):
+        unpack(MAGIC + _varint(len(body)) + body)
+    with pytest.raises(SignatureError, match="nested too deeply"):
+        Envelope.from_json(b"[" * 100_000 + b"]" * 100_000)
