@@ -58,7 +58,8 @@ def targets(payload: dict[str, Any]) -> list[str]:
             f"- **{head['scenario']}: best fedseed aggregator ({best['method']}) vs "
             f"local-default**: {gain:+.1f} points mean test {head['metric']} (target ≥ +5): "
             f"{'met' if gain >= 5 else 'missed'}.",
-            f"- **… vs local-oracle**: {gap:.1f} points below, at {compute:.2f}× its client "
+            f"- **… vs local-oracle**: {abs(gap):.1f} points {'below' if gap > 0 else 'above'} "
+            f"it, at {compute:.2f}× its client "
             f"compute (target within 1 point at ≤ 0.20×): "
             f"{'met' if gap <= 1 and compute <= 0.2 else 'missed'}.",
         ]
