@@ -37,7 +37,11 @@ SCRIPT = textwrap.dedent('''
             if pid == 2:
                 reply = real.train(msg, context)
                 values = reply.content.config_records["fedseed"]
-                envelope = json.loads(bytes(values["recipe"]))
+                from fedseed.provenance.packed import read_envelope
+
+                # Replies travel packed; the tamperer sends DSSE JSON, which the
+                # server also reads.
+                envelope = json.loads(read_envelope(bytes(values["recipe"])).to_json())
                 envelope["payload"] = envelope["payload"][:-8] + "AAAAAAA="
                 values["recipe"] = json.dumps(envelope).encode()
                 return reply
