@@ -142,3 +142,13 @@ def test_absurdly_nested_header_is_a_signature_error_not_a_crash():
         unpack(MAGIC + _varint(len(body)) + body)
     with pytest.raises(SignatureError, match="nested too deeply"):
         Envelope.from_json(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_cli_pack_refuses_a_file_that_is_not_an_envelope(fedseed, tmp_path):
+    (tmp_path / "plain.json").write_text('{"name": "not signed"}')
+
+    run = fedseed("recipe", "pack", "plain.json", "-o", "out.fsp")
+
+    assert run.code == 2 and "plain.json" in run.err
+    assert len(run.err.strip().splitlines()) == 1
+    assert not (tmp_path / "out.fsp").exists()
