@@ -594,7 +594,7 @@ def _trajectory_round_bytes(recipe: Any, client: Any, signed: Callable[[Any], in
                             pool: int = 1024, seeds: int = 800) -> int:
     """Seed-trajectory bytes per client per round: a signed meta-recipe with ``pool``
     float32 coefficients down, a signed client recipe with ``seeds`` per-seed sums up
-    (50 steps x 16 seeds draw about 800 distinct seeds of 1,024). Sizes do not depend
+    (100 steps x 16 seeds draw about 810 distinct seeds of 1,024). Sizes do not depend
     on the values, so random ones are used."""
     import numpy as np
 

@@ -33,6 +33,7 @@ from typing import Any
 from fedseed.errors import SignatureError
 from fedseed.provenance._packed_dictionary import DICTIONARY
 from fedseed.provenance.envelope import MAX_ENVELOPE_BYTES, MAX_SIGNATURES, Envelope, Signature
+from fedseed.recipe.codec import canonical_json
 
 MAGIC = b"FSP1"
 _MARK = "\x00"
@@ -101,7 +102,7 @@ def unpack(data: bytes, source: str = "packed envelope") -> Envelope:
         blobs = _Reader(data, at + size, lengths)
         signatures = tuple(Signature(keyid=k, sig=blobs.next()) for k in keyids)
         # With a skeleton the payload is rebuilt from it; without, it is the next blob.
-        payload = _canonical(_restore(header["p"], blobs)) if "p" in header else blobs.next()
+        payload = canonical_json(_restore(header["p"], blobs)) if "p" in header else blobs.next()
         blobs.finish()
     except SignatureError:
         raise
@@ -157,7 +158,7 @@ def _skeleton(payload: bytes, blobs: list[bytes], lengths: list[int]) -> Any | N
     try:
         skeleton = _take(json.loads(payload), taken, taken_lengths, 0)
         reader = _Reader(b"".join(taken), 0, taken_lengths)
-        if _canonical(_restore(skeleton, reader)) != payload:
+        if canonical_json(_restore(skeleton, reader)) != payload:
             return None
     # ValueError: NaN, huge numbers, lone surrogates; RecursionError: deep nesting.
     except (UnicodeError, ValueError, RecursionError, _Unpackable):
@@ -204,11 +205,6 @@ def _restore(node: Any, blobs: _Reader) -> Any:
     if node == _MARK + "b":
         return base64.b64encode(blobs.next()).decode("ascii")
     return node
-
-
-def _canonical(document: Any) -> bytes:
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
 
 
 def _varint(n: int) -> bytes:

@@ -37,12 +37,17 @@ def canonical_dict(recipe: Recipe) -> dict[str, Any]:
     return {key: value for key, value in data.items() if value is not None}
 
 
-def canonical_bytes(recipe: Recipe) -> bytes:
-    """Return the canonical JSON bytes of ``recipe`` (what is hashed and signed)."""
-    data = canonical_dict(recipe)
+def canonical_json(data: Any) -> bytes:
+    """Canonical JSON text of JSON-ready ``data``: UTF-8, sorted keys, no whitespace,
+    no NaN. The one definition: packed envelopes rebuild signed payloads with it."""
     return json.dumps(
         data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
+
+
+def canonical_bytes(recipe: Recipe) -> bytes:
+    """Return the canonical JSON bytes of ``recipe`` (what is hashed and signed)."""
+    return canonical_json(canonical_dict(recipe))
 
 
 def digest_bytes(data: bytes) -> str:
