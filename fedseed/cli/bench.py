@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from fedseed.bench.robustness import SEED
 from fedseed.cli._common import console
 
 app = typer.Typer(help="Run benchmarks; results go to docs/results/.", no_args_is_help=True)
@@ -122,4 +123,32 @@ def trajectory(
     zo, fo = result["memory"]["zeroth_order"], result["memory"]["first_order"]
     console.out(f"bit-exact: {result['bit_exact']['identical']}; client peak RSS zeroth-order "
                 f"{zo['peak_mib']:.0f} MiB vs first-order {fo['peak_mib']:.0f} MiB\n"
+                "wrote " + ", ".join(result["written"]), highlight=False)
+
+
+@app.command("robustness")
+def robustness(
+    out: Path = typer.Option(Path("docs/results"), help="Folder for robustness.{json,md,png}."),
+    mutations: int = typer.Option(12_000, min=5, max=1_000_000,
+                                  help="Mutated inputs, split evenly over the five kinds."),
+    http_cases: int = typer.Option(1_200, min=1, max=100_000,
+                                   help="schemathesis cases against the HTTP registry."),
+    seed: int = typer.Option(SEED, help="The hypothesis seed (recorded in the results)."),
+) -> None:
+    """Mutated envelopes, recipes, replies and meta-recipes against every reader,
+    verifier and judge; the HTTP registry fuzzed from its OpenAPI document."""
+    from rich.progress import Progress
+
+    from fedseed.bench import robustness as bench
+
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("robustness", total=mutations // 5 * 5 + http_cases)
+        result = bench.run(out, mutations=mutations, http_cases=http_cases, seed=seed,
+                           on_case=lambda kind: bar.update(task, advance=1, description=kind))
+    fuzz, http = result["mutations"], result["http"]
+    console.out(f"{fuzz['inputs']:,} inputs: wrongly accepted {fuzz['wrongly_accepted']}, "
+                f"crashed {fuzz['crashed']}, wrongly refused {fuzz['wrongly_refused']}\n"
+                f"{http['cases']:,} HTTP cases: 5xx {http['server_errors']}, schema violations "
+                f"{http['schema_violations']}, blobs stored by refused requests "
+                f"{http['blobs']['stored_by_refused']}\n"
                 "wrote " + ", ".join(result["written"]), highlight=False)

@@ -69,15 +69,29 @@ class Envelope:
 
     @classmethod
     def from_json(cls, data: bytes | str, source: str = "envelope") -> Envelope:
-        """Parse envelope JSON; raise :class:`SignatureError` naming what is malformed."""
-        raw = data.encode("utf-8") if isinstance(data, str) else data
+        """Parse envelope JSON; raise :class:`SignatureError` naming what is malformed.
+
+        The JSON must be UTF-8 (RFC 8259) and name each member once: with a repeated
+        ``payload``, two readers could read two different payloads from one envelope.
+        """
+        raw = utf8_bytes(data, source)
         if len(raw) > MAX_ENVELOPE_BYTES:
             raise SignatureError(f"{source}: envelope of {len(raw)} bytes is over the "
                                  f"{MAX_ENVELOPE_BYTES}-byte limit")
         try:
-            obj = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            # RFC 8259 lets a reader ignore a byte order mark (an editor may add one).
+            text = raw.decode("utf-8").removeprefix("\ufeff")
+            obj = json.loads(text, object_pairs_hook=_unique_members)
+        except UnicodeDecodeError as e:
+            raise SignatureError(f"{source}: envelope is not UTF-8 JSON ({e.reason} at byte "
+                                 f"{e.start})") from e
+        except _RepeatedMember as e:
+            raise SignatureError(f"{source}: envelope JSON {e}") from e
+        except json.JSONDecodeError as e:
             raise SignatureError(f"{source}: envelope is not JSON ({e})") from e
+        except ValueError as e:  # an integer past Python's digit limit (4,300)
+            raise SignatureError(f"{source}: envelope JSON holds a number with too many "
+                                 "digits") from e
         except RecursionError as e:
             raise SignatureError(f"{source}: envelope JSON is nested too deeply") from e
         return cls.from_dict(obj, source)
@@ -108,14 +122,42 @@ class Envelope:
 
 
 def _b64decode(text: str, source: str) -> bytes:
-    # DSSE lets a verifier accept standard or URL-safe base64, padded or not.
+    # DSSE lets a verifier accept standard or URL-safe base64, padded or not; nothing
+    # else (no whitespace, no characters outside the alphabet).
+    core = text.rstrip("=")
     try:
-        padded = text + "=" * (-len(text) % 4)
-        if "-" in text or "_" in text:
-            return base64.urlsafe_b64decode(padded)
-        return base64.b64decode(padded, validate=True)
+        if len(text) - len(core) > -len(core) % 4:
+            raise ValueError("more padding than the last group needs")
+        altchars = b"-_" if "-" in core or "_" in core else None
+        return base64.b64decode(core + "=" * (-len(core) % 4), altchars=altchars,
+                                validate=True)
     except (binascii.Error, ValueError) as e:
         raise SignatureError(f"{source}: invalid base64 in envelope") from e
+
+
+def utf8_bytes(data: bytes | str, source: str) -> bytes:
+    """``data`` as bytes; text that cannot be UTF-8 (a lone surrogate) is a
+    :class:`SignatureError`."""
+    if isinstance(data, bytes):
+        return data
+    try:
+        return data.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise SignatureError(f"{source}: text is not encodable as UTF-8 ({e.reason})") from e
+
+
+class _RepeatedMember(ValueError):
+    pass
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for :func:`json.loads`: refuse a repeated member name."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _RepeatedMember(f"names the member '{key}' twice")
+        obj[key] = value
+    return obj
 
 
 def sign_envelope(envelope: Envelope, key: Ed25519PrivateKey, keyid: str) -> Envelope:

@@ -32,7 +32,14 @@ from typing import Any
 
 from fedseed.errors import SignatureError
 from fedseed.provenance._packed_dictionary import DICTIONARY
-from fedseed.provenance.envelope import MAX_ENVELOPE_BYTES, MAX_SIGNATURES, Envelope, Signature
+from fedseed.provenance.envelope import (
+    MAX_ENVELOPE_BYTES,
+    MAX_SIGNATURES,
+    Envelope,
+    Signature,
+    _unique_members,
+    utf8_bytes,
+)
 from fedseed.recipe.codec import canonical_json
 
 MAGIC = b"FSP1"
@@ -89,7 +96,8 @@ def unpack(data: bytes, source: str = "packed envelope") -> Envelope:
         # One encoding per envelope: a complete stream, nothing after it, UTF-8 JSON.
         if not inflater.eof or inflater.unused_data:
             raise ValueError("the header is not one complete deflate stream")
-        header = json.loads(text.decode("utf-8"))
+        # A repeated key would give two readings of one header (and of its payload).
+        header = json.loads(text.decode("utf-8"), object_pairs_hook=_unique_members)
         if not isinstance(header, dict) or not set(header) <= {"t", "k", "n", "p"}:
             raise ValueError("the header is not an object of t, k, n and p")
         payload_type, keyids, lengths = header["t"], header["k"], header["n"]
@@ -141,7 +149,7 @@ class _Reader:
 
 def read_envelope(data: bytes | str, source: str = "envelope") -> Envelope:
     """An envelope from DSSE JSON or from its packed form."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+    raw = utf8_bytes(data, source)
     return unpack(raw, source) if is_packed(raw) else Envelope.from_json(raw, source)
 
 

@@ -59,7 +59,8 @@ class Recipe(StrictModel):
     evidence: Evidence | None = None
     lineage: Lineage | None = None
 
-    model_config = {**StrictModel.model_config, "populate_by_name": True}
+    # The field is ``schema`` and nothing else: no second spelling (``schema_``) of the
+    # same recipe, so the schema's "unknown fields are rejected" holds for this one too.
 
     @model_validator(mode="after")
     def _architecture_fits_task(self) -> Recipe:

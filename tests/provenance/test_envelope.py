@@ -136,3 +136,59 @@ def test_url_safe_base64_is_accepted_as_dsse_allows():
     public = fixed_key().public_key()
 
     assert verify_signatures(Envelope.from_dict(data), {key_id(public): public})
+
+
+# --- found by `fedseed bench robustness` ------------------------------------------------
+
+
+def test_envelope_naming_payload_twice_is_refused():
+    # Prepare: the signed payload last, another one first. Python's JSON reader keeps
+    # the last, others keep the first: two readings of one envelope.
+    good = json.loads((ASSETS / "good.dsse.json").read_bytes())
+    rest = json.dumps({"payloadType": good["payloadType"], "signatures": good["signatures"]})
+    text = '{"payload":"e30=","payload":"' + good["payload"] + '",' + rest[1:]
+
+    # Execute / Assert
+    with pytest.raises(SignatureError, match="names the member 'payload' twice"):
+        Envelope.from_json(text.encode())
+
+
+def test_url_safe_base64_with_characters_outside_the_alphabet_is_refused():
+    # Prepare: URL-safe base64 (it has a '-') with junk in it, which the URL-safe
+    # decoder used to skip.
+    obj = {"payload": "e3-0!!!", "payloadType": PAYLOAD_TYPE, "signatures": []}
+
+    # Execute / Assert
+    with pytest.raises(SignatureError, match="invalid base64"):
+        Envelope.from_dict(obj)
+
+
+def test_base64_with_more_padding_than_needed_is_refused():
+    obj = {"payload": "e30===", "payloadType": PAYLOAD_TYPE, "signatures": []}
+
+    with pytest.raises(SignatureError, match="invalid base64"):
+        Envelope.from_dict(obj)
+
+
+def test_number_of_5000_digits_is_a_signature_error_not_a_crash():
+    # Prepare: Python refuses to convert integers past 4,300 digits (a ValueError).
+    text = b'{"payload":"e30=","payloadType":' + b"1" * 5000 + b',"signatures":[]}'
+
+    # Execute / Assert
+    with pytest.raises(SignatureError, match="too many digits"):
+        Envelope.from_json(text)
+
+
+def test_text_with_a_lone_surrogate_is_a_signature_error_not_a_crash():
+    from fedseed.provenance.packed import read_envelope
+
+    with pytest.raises(SignatureError, match="not encodable as UTF-8"):
+        read_envelope('{"payload": "\ud800"}')
+
+
+def test_envelope_json_in_utf16_is_refused():
+    # RFC 8259: JSON between systems is UTF-8 (json.loads of bytes guesses UTF-16 too).
+    text = (ASSETS / "good.dsse.json").read_text().encode("utf-16")
+
+    with pytest.raises(SignatureError, match="not UTF-8"):
+        Envelope.from_json(text)

@@ -152,3 +152,25 @@ def test_cli_pack_refuses_a_file_that_is_not_an_envelope(fedseed, tmp_path):
     assert run.code == 2 and "plain.json" in run.err
     assert len(run.err.strip().splitlines()) == 1
     assert not (tmp_path / "out.fsp").exists()
+
+
+def test_header_naming_a_key_twice_is_refused():
+    # Prepare: a header whose payload skeleton names "name" twice, the signed value
+    # last: Python's reader would rebuild the signed payload, another reader would not.
+    import json
+    import zlib
+
+    from fedseed.provenance._packed_dictionary import DICTIONARY
+    from fedseed.provenance.packed import MAGIC, _read_varint, _varint
+
+    data = pack(signed(load_builtin("digits-mlp")))
+    size, at = _read_varint(data, len(MAGIC))
+    text = zlib.decompressobj(-15, zdict=DICTIONARY).decompress(data[at:at + size]).decode()
+    doubled = text.replace('"name":"digits-mlp"', '"name":"evil","name":"digits-mlp"', 1)
+    assert doubled != text and json.loads(doubled) == json.loads(text)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=DICTIONARY)
+    body = deflate.compress(doubled.encode()) + deflate.flush()
+
+    # Execute / Assert
+    with pytest.raises(SignatureError, match="names the member 'name' twice"):
+        unpack(MAGIC + _varint(len(body)) + body + data[at + size:])

@@ -234,3 +234,36 @@ def test_fetch_with_path_parts_is_a_4xx_json_error(server, path):
     assert 400 <= response.status_code < 500
     assert isinstance(response.json(), dict)
     assert b"SQLite format" not in response.content
+
+
+def test_envelope_with_a_number_of_5000_digits_is_400_not_500(server):
+    # Found by `fedseed bench robustness`: Python refuses integers past 4,300 digits
+    # with a ValueError, which the server answered with a 500.
+    before = server.held()
+
+    response = post(server, b'{"payload":"e30=","payloadType":' + b"1" * 5000
+                    + b',"signatures":[]}')
+
+    assert response.status_code == 400
+    assert "too many digits" in response.json()["error"]
+    assert server.held() == before
+
+
+def test_openapi_documents_the_body_and_every_status_with_a_schema(server):
+    # The document drives schemathesis (`fedseed bench robustness`): without the
+    # request body and the error statuses in it, a fuzzer cannot check either.
+    spec = httpx.get(f"{server.url}/openapi.json", timeout=10).json()
+    publish = spec["paths"]["/v1/recipes"]["post"]
+    fetches = [spec["paths"]["/v1/recipes/{digest}"]["get"],
+               spec["paths"]["/v1/tags/{name}/{tag}"]["get"]]
+
+    assert publish["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/DSSEEnvelope"}
+    assert {"201", "400", "403", "409", "413", "422"} <= set(publish["responses"])
+    for operation in fetches:
+        assert {"200", "404", "422"} <= set(operation["responses"])
+    for path in spec["paths"].values():
+        for operation in path.values():
+            for response in operation["responses"].values():
+                assert response["content"]["application/json"]["schema"]
+    assert spec["components"]["schemas"]["ErrorBody"]["required"] == ["error"]
