@@ -77,6 +77,7 @@ class RoundReport:
     seconds: float
     array_records: int = 0
     client_steps: int = 0  # optimizer steps the accepted clients say they ran
+    diverged: int = 0  # accepted replies whose run diverged (left out of val_mean/p10)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -250,8 +251,11 @@ def summarize(round_: int, sampled: int, judged: Sequence[Judged], failures: Cou
     """The round's table line from its judged replies and transport failures."""
     accepted = [j.reply for j in judged if j.reply is not None]
     rejected = Counter(j.reason for j in judged if j.reason is not None) + failures
+    # A diverged reply's metrics are sentinels (the worst value), not measurements:
+    # counted apart, they would otherwise make a perplexity mean meaningless.
+    diverged = [r for r in accepted if r.recipe.evidence.diverged]  # type: ignore[union-attr]
     metrics = sorted(r.recipe.evidence.final.val_metric for r in accepted  # type: ignore[union-attr]
-                     )
+                     if not r.recipe.evidence.diverged)  # type: ignore[union-attr]
     return RoundReport(
         round=round_, sampled=sampled, accepted=len(accepted), rejected=dict(rejected),
         val_mean=statistics.fmean(metrics) if metrics else None,
@@ -260,6 +264,7 @@ def summarize(round_: int, sampled: int, judged: Sequence[Judged], failures: Cou
         next_digest=next_digest, seconds=round(seconds, 2),
         client_steps=sum(r.recipe.evidence.steps for r in accepted  # type: ignore[union-attr]
                          ),
+        diverged=len(diverged),
     )
 
 

@@ -6,7 +6,7 @@ drawn from the search space; configurations tried by several clients are scored
 together (weighted median under ``robust``, weighted mean otherwise). The winner
 becomes the meta-recipe's own configuration, and every range of the search space is
 halved (in log space for log-uniform ranges) around it, so later rounds refine
-rather than re-explore.
+rather than re-explore. A configuration whose runs diverged never wins.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from fedseed.errors import AggregationError
 from fedseed.meta.base import AggregatorState, ClientReply, Options, assignment_key
 from fedseed.meta.finish import next_meta
-from fedseed.meta.robust import score_groups, screen
+from fedseed.meta.robust import GroupScore, score_groups, screen
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.search import Choice, LogUniform, Scalar, SearchSpace, Uniform
 
@@ -54,6 +54,15 @@ def require_replies(replies: Sequence[ClientReply], name: str) -> None:
                                "current meta-recipe (run another round)")
 
 
+def require_converged(groups: Sequence[GroupScore], name: str) -> None:
+    """Refuse a round in which every configuration diverged: nothing can be recommended,
+    and the server keeps the current meta-recipe."""
+    if all(g.diverged for g in groups):
+        raise AggregationError(f"{name}: every configuration diverged this round (its loss "
+                               "went non-finite); keeping the current meta-recipe (narrow the "
+                               "search space, a lower learning rate first)")
+
+
 class Best:
     """The ``best`` aggregator (see the module docstring)."""
 
@@ -71,7 +80,9 @@ class Best:
         """Aggregate one round of accepted client recipes into the next meta-recipe."""
         screened = screen(replies, self.options.robust)
         require_replies(screened.kept, self.name)
-        winner = score_groups(screened.kept, self.options.robust)[0]
+        groups = score_groups(screened.kept, self.options.robust)
+        require_converged(groups, self.name)
+        winner = groups[0]  # diverged configurations rank last
         space = narrow(meta.search_space, winner.assignment) if meta.search_space else None
         key = assignment_key(winner.assignment)
         round_ = state.round + 1

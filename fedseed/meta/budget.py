@@ -13,6 +13,7 @@ clients (enough for most devices, not only the typical one), rounded up to a who
 number of evaluations, and clipped (rounding down) to 1.5x the steps the evidence
 covers and to the largest budget the meta-recipe allows: the fit may interpolate,
 never extrapolate far, and never raises a budget past what the operator set.
+Diverged replies' curves are left out.
 
 Fitting is a grid over the rate ``c`` with ordinary least squares for ``a, b``:
 no optimizer, no scipy, deterministic.
@@ -90,7 +91,7 @@ def budget_from_curves(replies: Sequence[ClientReply], eval_every: int, robust: 
     covered = 0
     for reply, weight in zip(replies, client_weights(replies, robust), strict=True):
         ev = reply.recipe.evidence
-        if ev is None:
+        if ev is None or ev.diverged:  # a curve that blew up says nothing of saturation
             continue
         losses = [p.val_loss for p in ev.curve]
         learning = ev.curve[:losses.index(min(losses)) + 1]

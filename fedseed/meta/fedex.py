@@ -15,6 +15,8 @@ the round's largest deviation from the baseline. The recommended configuration i
 the one with the largest weight. Under ``robust``, a configuration only one client
 reported on moves no weight that round (one device cannot steer). A floor keeps
 every weight above ``0.1 / m`` so no configuration is abandoned on one noisy round.
+A diverged run counts as the round's worst loss in the gradient estimate, and a
+configuration that diverged this round is not recommended, whatever its weight.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from fedseed.meta.base import AggregatorState, ClientReply, Options, assignment_key, draw_candidates
-from fedseed.meta.best import require_replies
+from fedseed.meta.best import require_converged, require_replies
 from fedseed.meta.finish import next_meta
 from fedseed.meta.robust import (
     score_groups,
@@ -80,6 +82,7 @@ class FedEx:
             return nxt, replace(state, round=round_)
         kept = screened.kept
         groups = score_groups(kept, robust)
+        require_converged(groups, self.name)
         scores = {assignment_key(g.assignment): g for g in groups}
         # Only confirmed results move weights, set the baseline or scale the step: one
         # unconfirmed extreme claim must neither steer nor freeze the update.
@@ -98,12 +101,14 @@ class FedEx:
                 (g.weight / total) * (g.badness - baseline) / c.weight
             theta.append(c.weight * math.exp(-min(50.0, max(-50.0, eta * step))))
         theta = _floor([t / sum(theta) for t in theta], 0.1 / m)
-        candidates = []
+        candidates, failed = [], []
         for c, t in zip(portfolio.candidates, theta, strict=True):
             g = scores.get(assignment_key(c.assignment))
             candidates.append(Candidate(assignment=c.assignment, weight=t,
                                         score=c.score if g is None else g.badness))
-        best = max(range(m), key=lambda j: (theta[j], -_or_inf(candidates[j].score)))
+            failed.append(g is not None and g.diverged)
+        best = max(range(m), key=lambda j: (not failed[j], theta[j],
+                                            -_or_inf(candidates[j].score)))
         chosen = candidates[best].assignment
         nxt = next_meta(
             meta, chosen, replies=replies,

@@ -13,7 +13,10 @@ fitted by ridge-regularised weighted least squares; under ``robust`` by least
 trimmed squares (FAST-LTS), so the quarter of pairs no smooth surface explains is
 left out. The
 recommendation minimises the surrogate over the measured configurations and 2,048
-draws from the space (never outside the space's bounds).
+draws from the space (never outside the space's bounds). A diverged run's pair holds
+the worst loss seen so far plus their spread (:func:`~fedseed.meta.robust.diverged_loss`),
+so it pushes the surface up where it ran, and a configuration that only diverged is
+never recommended.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from fedseed.errors import AggregationError
 from fedseed.meta.base import AggregatorState, ClientReply, Options, assignment_key, draw_candidates
 from fedseed.meta.best import require_replies
 from fedseed.meta.finish import next_meta
-from fedseed.meta.robust import badness, client_weights, screen
+from fedseed.meta.robust import badness, client_weights, diverged, diverged_loss, screen
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.portfolio import Candidate, Portfolio
 from fedseed.recipe.search import Choice, LogUniform, Scalar, SearchSpace
@@ -162,17 +166,28 @@ class Flora:
         # Each pair is one device's word: under robust none counts for more than the
         # median device, so inflated example counts cannot steer the fit.
         weights = client_weights(screened.kept, robust, cap=1.0)
+        # A pair's loss is None for a diverged run: it gets the worst loss of the pool
+        # at every refit, so that it follows the pool rather than a round's snapshot.
         pairs = tuple(state.values.get("pairs", ())) + tuple(
-            (dict(r.assignment), badness(r), w) for r, w in zip(screened.kept, weights,
-                                                                  strict=True))
+            (dict(r.assignment), None if diverged(r) else badness(r), w)
+            for r, w in zip(screened.kept, weights, strict=True))
+        finite = [b for _, b, _ in pairs if b is not None]
+        if not finite:
+            raise AggregationError(f"{self.name}: every configuration run so far diverged (its "
+                                   "loss went non-finite); keeping the current meta-recipe "
+                                   "(narrow the search space, a lower learning rate first)")
+        worst = diverged_loss(finite)
         surrogate = Surrogate(np.stack([encode(space, a) for a, _, _ in pairs]),
-                              np.asarray([b for _, b, _ in pairs]),
+                              np.asarray([worst if b is None else b for _, b, _ in pairs]),
                               np.asarray([w for _, _, w in pairs]), robust,
                               seed=self.options.seed + round_)
         rng = random.Random(self.options.seed * 7919 + round_)
+        converged = {assignment_key(a) for a, b, _ in pairs if b is not None}
+        failed = {assignment_key(a) for a, b, _ in pairs if b is None} - converged
         options = {assignment_key(a): a for a, _, _ in pairs}
         for a in draw_candidates(space, _DRAWS, rng):
             options.setdefault(assignment_key(a), a)
+        options = {k: a for k, a in options.items() if k not in failed}
         ranked = sorted(options.items(),
                         key=lambda kv: (surrogate.predict(encode(space, kv[1])), kv[0]))
         recommended: dict[str, Scalar] = dict(ranked[0][1])

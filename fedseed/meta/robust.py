@@ -7,6 +7,10 @@ is capped at the round's median (:data:`WEIGHT_CAP`; a client cannot buy influen
 by claiming a million examples), a configuration's score is the upper
 weighted median of its clients' losses instead of the weighted mean, and a
 configuration needs :data:`MIN_SUPPORT` clients behind it to be recommended.
+
+A diverged reply (``evidence.diverged``: its loss went non-finite) counts as the
+round's worst outcome, whatever it reports (:func:`losses`), and a configuration whose
+score is a diverged one is never recommended (``GroupScore.diverged``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fedseed.meta.base import ClientReply, assignment_key
+from fedseed.recipe.evidence import (
+    MAX_MAGNITUDE,
+    WORST_LOSS,
+    CurvePoint,
+    FinalMetrics,
+    worst_metric,
+)
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.search import Scalar
 
@@ -78,7 +89,9 @@ def inconsistencies(recipe: Recipe) -> list[str]:
     curve was thinned past it: the final metric is the curve's best or last); curve
     steps increase and stay within the steps
     run and the budget; metrics lie in their range (accuracy in [0, 1], perplexity
-    = exp(loss) >= 1); an accuracy is a whole number of validation examples.
+    = exp(loss) >= 1); an accuracy is a whole number of validation examples. A
+    diverged run's final metrics and last curve point are instead the worst values,
+    at the step it stopped (the points before it are checked as any curve's).
     """
     ev = recipe.evidence
     if ev is None:
@@ -91,8 +104,14 @@ def inconsistencies(recipe: Recipe) -> list[str]:
     if steps and (steps[-1] > ev.steps or ev.steps > recipe.budget.max_steps):
         problems.append(f"curve runs to step {steps[-1]} but {ev.steps} steps ran "
                         f"(budget {recipe.budget.max_steps})")
+    measured: list[CurvePoint | FinalMetrics] = [*curve]
+    if ev.diverged:
+        problems += _diverged_end(recipe)
+        measured.pop()  # the worst values, not a measurement
+    else:
+        measured.append(ev.final)
     metric = recipe.task.metric
-    values = [p.val_metric for p in curve] + [ev.final.val_metric]
+    values = [p.val_metric for p in measured]
     if metric == "accuracy":
         if any(not -_TOL <= v <= 1 + _TOL for v in values):
             problems.append("an accuracy outside [0, 1]")
@@ -104,13 +123,24 @@ def inconsistencies(recipe: Recipe) -> list[str]:
     if metric == "perplexity":
         if any(v < 1 - _TOL for v in values):
             problems.append("a perplexity below 1")
-        for point in [*curve, ev.final]:
+        for point in measured:
             expected = math.exp(min(point.val_loss, 700))
             if abs(point.val_metric - expected) > 1e-3 * expected + 1e-3:
                 problems.append("perplexity is not exp(validation loss)")
                 break
+    if not ev.diverged:
+        problems += _final_on_curve(recipe)
+    return problems
+
+
+def _final_on_curve(recipe: Recipe) -> list[str]:
+    """Whether the final metrics are the curve's at ``best_step`` (its best, under
+    early stopping)."""
+    ev = recipe.evidence
+    assert ev is not None
+    problems = []
+    curve, claimed = ev.curve, ev.final
     higher = recipe.task.higher_is_better
-    claimed = ev.final
     at_best = next((p for p in curve if p.step == ev.best_step), None)
     if at_best is None:  # a thinned curve may have dropped it: compare with its best
         best = (max if higher else min)(p.val_metric for p in curve)
@@ -128,6 +158,24 @@ def inconsistencies(recipe: Recipe) -> list[str]:
                                        else p.val_metric < at_best.val_metric - _TOL)]
         if recipe.budget.early_stopping and better:
             problems.append(f"best_step {ev.best_step} is not its curve's best point")
+    return problems
+
+
+def _diverged_end(recipe: Recipe) -> list[str]:
+    """Whether a diverged run ends as :func:`fedseed.recipe.evidence.diverged_point`
+    and ``diverged_final`` say: the worst loss and metric, at the step it stopped."""
+    ev = recipe.evidence
+    assert ev is not None
+    worst = worst_metric(recipe.task.higher_is_better)
+    last, final = ev.curve[-1], ev.final
+    problems = []
+    if {(last.val_loss, last.val_metric), (final.val_loss, final.val_metric)} != \
+            {(WORST_LOSS, worst)}:
+        problems.append(f"diverged, but its final metrics or last curve point are not the "
+                        f"worst ({WORST_LOSS:g}, {worst:g})")
+    if not last.step == ev.best_step == ev.steps:
+        problems.append(f"diverged at step {ev.steps}, but its curve ends at step "
+                        f"{last.step} (best_step {ev.best_step})")
     return problems
 
 
@@ -167,11 +215,44 @@ def badness(reply: ClientReply) -> float:
     The loss rather than the metric: an accuracy on a few dozen validation
     examples is coarse and saturates at 1.0 on devices holding few classes, so it
     cannot tell configurations apart; the loss keeps ranking them (for language
-    models the two agree: perplexity is exp(loss)).
+    models the two agree: perplexity is exp(loss)). A diverged reply reports the
+    schema's bound here; aggregators score it with :func:`losses` instead.
     """
     ev = reply.recipe.evidence
     assert ev is not None  # the server rejects replies without evidence
     return ev.final.val_loss
+
+
+def diverged(reply: ClientReply) -> bool:
+    """Whether the reply's run diverged (its loss went non-finite or out of range)."""
+    return reply.recipe.evidence is not None and reply.recipe.evidence.diverged
+
+
+def diverged_loss(finite: Sequence[float]) -> float:
+    """The loss a diverged reply counts as, given the finite losses it is compared with:
+    worse than the worst of them by their spread (when they all agree: by a tenth of
+    the worst, and at least 1e-3), so it always ranks last.
+
+    Not the reported value (the schema's bound, 1e12): in FedEx's gradient estimate,
+    scaled by the round's largest deviation, that sentinel would freeze every other
+    configuration's weight, and in FLoRA's least squares it would be the whole fit.
+    Relative to the round, the worst outcome stays the worst without swamping the
+    arithmetic. With nothing finite to compare with it is the bound itself.
+    """
+    if not finite:
+        return WORST_LOSS
+    top, spread = max(finite), max(finite) - min(finite)
+    return min(MAX_MAGNITUDE, top + (spread if spread > 0 else max(abs(top) / 10, 1e-3)))
+
+
+def losses(replies: Sequence[ClientReply]) -> list[float]:
+    """Each reply's loss for aggregation: :func:`badness`, or :func:`diverged_loss` of
+    the others' for a diverged reply. :func:`score_groups` (so ``best``, ``fedex`` and
+    ``sha``) scores replies through this; ``flora`` applies :func:`diverged_loss` to
+    its pool of pairs."""
+    finite = [badness(r) for r in replies if not diverged(r)]
+    worst = diverged_loss(finite)
+    return [worst if diverged(r) else badness(r) for r in replies]
 
 
 @dataclass(frozen=True)
@@ -183,6 +264,7 @@ class GroupScore:
     weight: float
     clients: int
     supported: bool = True  # confirmed by enough clients to be recommended
+    diverged: bool = False  # its score is a diverged run's: never to be recommended
 
 
 def score_groups(replies: Sequence[ClientReply], robust: bool) -> list[GroupScore]:
@@ -194,20 +276,30 @@ def score_groups(replies: Sequence[ClientReply], robust: bool) -> list[GroupScor
     device can then never decide the recommendation, however good its claim.
     Ties go to the assignment with more weight, then to its canonical text, so the
     order replies arrived in never decides.
+
+    Diverged replies count as the round's worst loss (:func:`losses`). A configuration
+    is ``diverged``, and ranks after every other, when its score is a diverged run's:
+    under ``robust`` when diverged replies hold at least half its weight (its upper
+    median is then one), otherwise when any of its replies diverged (the mean trusts
+    each reply).
     """
     weights = client_weights(replies, robust)
-    groups: dict[str, list[tuple[ClientReply, float]]] = {}
-    for reply, weight in zip(replies, weights, strict=True):
-        groups.setdefault(assignment_key(reply.assignment), []).append((reply, weight))
+    groups: dict[str, list[tuple[float, float, bool]]] = {}
+    assignments: dict[str, dict[str, Scalar]] = {}
+    for reply, weight, loss in zip(replies, weights, losses(replies), strict=True):
+        key = assignment_key(reply.assignment)
+        groups.setdefault(key, []).append((loss, weight, diverged(reply)))
+        assignments.setdefault(key, dict(reply.assignment))
     support = min(MIN_SUPPORT, max((len(m) for m in groups.values()), default=0))
     scores = []
     for key, members in groups.items():
-        values = [badness(r) for r, _ in members]
-        ws = [w for _, w in members]
+        values, ws = [v for v, _, _ in members], [w for _, w, _ in members]
         value = upper_weighted_median(values, ws) if robust else weighted_mean(values, ws)
+        bad = sum(w for _, w, d in members if d)
+        gone = bad >= sum(ws) / 2 if robust else bad > 0
         supported = not robust or len(members) >= support
-        scores.append((not supported, value, -sum(ws), key,
-                       GroupScore(dict(members[0][0].assignment), value, sum(ws), len(members),
-                                  supported)))
-    scores.sort(key=lambda item: item[:4])
-    return [s[4] for s in scores]
+        scores.append((gone, not supported, value, -sum(ws), key,
+                       GroupScore(assignments[key], value, sum(ws), len(members),
+                                  supported, gone)))
+    scores.sort(key=lambda item: item[:5])
+    return [s[5] for s in scores]

@@ -8,7 +8,8 @@ budget (the largest budget divided by ``eta`` once per halving still to come).
 Each round devices run the population, each configuration on several devices; the
 best ``1/eta`` by their partial learning curves (the validation result at the rung's
 budget, aggregated over devices) survive, and the survivors' budget is multiplied by
-``eta``. When one configuration is left it runs at the full budget and stays.
+``eta``. When one configuration is left it runs at the full budget and stays. A
+configuration whose runs diverged never survives, whatever the halving would keep.
 The search space's ``budget.max_steps`` is what the rungs control; every other
 searched path is drawn for the population.
 """
@@ -20,6 +21,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import replace
 
+from fedseed.errors import AggregationError
 from fedseed.meta.base import AggregatorState, ClientReply, Options, assignment_key, draw_candidates
 from fedseed.meta.best import require_replies
 from fedseed.meta.finish import largest_budget, next_meta
@@ -89,17 +91,26 @@ class SuccessiveHalving:
                             portfolio=None, search_space=None, round_=round_,
                             method=self.name, options=self.options, kept=screened.kept)
             return nxt, replace(state, round=round_)
-        # Unconfirmed results (one device, under robust) rank after confirmed ones.
-        ranked = sorted(portfolio.candidates, key=lambda c: (
-            not scores[k].supported if (k := assignment_key(c.assignment)) in scores else True,
-            scores[k].badness if k in scores else math.inf, k))
-        best = ranked[0]
+        # Unconfirmed results (one device, under robust) rank after confirmed ones, and
+        # diverged ones are out: they take the places the halving cuts first.
+        keyed = sorted(((assignment_key(c.assignment), c) for c in portfolio.candidates),
+                       key=lambda kc: (not scores[kc[0]].supported if kc[0] in scores else True,
+                                       scores[kc[0]].badness if kc[0] in scores else math.inf,
+                                       kc[0]))
+        ranked = [c for _, c in keyed]
+        alive = [c for k, c in keyed if not (k in scores and scores[k].diverged)]
+        if not alive:
+            raise AggregationError(f"{self.name}: every configuration of the population "
+                                   "diverged (its loss went non-finite); keeping the current "
+                                   "meta-recipe (narrow the search space, a lower learning "
+                                   "rate first)")
+        best = alive[0]
         best_key = assignment_key(best.assignment)
-        if best_key not in scores:  # nothing in the portfolio ran: explore again
-            survivors, steps = portfolio.candidates, int(best.assignment.get(_BUDGET, 0) or 0)
+        if best_key not in scores:  # nothing that is left ran: explore again
+            survivors, steps = alive, int(best.assignment.get(_BUDGET, 0) or 0)
         else:
             keep = max(1, math.ceil(len(ranked) / self.eta)) if len(ranked) > 1 else 1
-            survivors = ranked[:keep]
+            survivors = alive[:keep]
             current = int(best.assignment.get(_BUDGET) or meta.budget.max_steps)
             steps = min(self.max_budget(meta), current * self.eta)
         next_candidates = [

@@ -3,7 +3,8 @@
 ``c <- c + server_lr * mean_i(u_i)``, where ``u_i`` is client i's dense per-seed
 update (zero for seeds it did not draw) and the mean is sample-weighted (FedAvg in
 seed space: with one client and ``server_lr = 1`` the shared model moves exactly as
-that client's local model did). Under ``robust`` every client's update is clipped to
+that client's local model did; a client whose run diverged moves nothing). Under
+``robust`` every client's update is clipped to
 the median update norm and weights are capped at the median example count, so no
 single reply can move the shared model further than a typical one (after
 Blanchard et al.'s and Sun et al.'s norm-bounding defences).
@@ -12,20 +13,20 @@ Blanchard et al.'s and Sun et al.'s norm-bounding defences).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 
+from fedseed.defaults import TRAJECTORY
 from fedseed.errors import AggregationError
 from fedseed.meta.base import AggregatorState, ClientReply, Options
-from fedseed.meta.robust import client_weights
+from fedseed.meta.robust import client_weights, diverged
 from fedseed.recipe.evidence import Lineage
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.trajectory import Trajectory, decode_floats, decode_indices, encode_floats
 
 #: Seed pool and zeroth-order settings of a round-0 trajectory meta-recipe.
-DEFAULTS = {"pool_size": 1024, "steps": 100, "seeds_per_step": 1, "lr": 1e-3,
-            "epsilon": 1e-3}
+DEFAULTS = asdict(TRAJECTORY)
 
 
 def dense_update(trajectory: Trajectory) -> np.ndarray:
@@ -69,11 +70,13 @@ class TrajectoryAggregator:
         if t is None:
             raise AggregationError("trajectory: the meta-recipe has no trajectory section; "
                                    "start the federation with --mode trajectory")
+        # A diverged client's update is never applied (its loss went non-finite).
         usable = [r for r in replies if r.recipe.trajectory is not None
                   and r.recipe.trajectory.update is not None
-                  and r.recipe.trajectory.pool_size == t.pool_size]
+                  and r.recipe.trajectory.pool_size == t.pool_size and not diverged(r)]
         if not usable:
-            raise AggregationError("trajectory: no client recipe carries a seed update; "
+            raise AggregationError("trajectory: no client recipe carries a seed update "
+                                   "from a run that did not diverge; "
                                    "keeping the current meta-recipe")
         updates = np.stack([dense_update(r.recipe.trajectory) for r in usable])  # type: ignore[arg-type]
         weights = np.asarray(client_weights(usable, self.options.robust), dtype=np.float64)

@@ -3,7 +3,8 @@
 Clients report, per tensor, the RMS of Adam's bias-corrected second moment at the
 end of training (O(number of tensors) numbers, never per-parameter state). The
 meta-recipe carries the weighted median per tensor; devices start Adam from it
-(:func:`fedseed.train.optim.warm_start_adam`) instead of from zeros.
+(:func:`fedseed.train.optim.warm_start_adam`) instead of from zeros. Diverged
+replies, and statistics saturated at the schema's bound, are left out.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 
 from fedseed.meta.base import ClientReply
 from fedseed.meta.robust import client_weights, weighted_median
+from fedseed.recipe.evidence import MAX_MAGNITUDE
 from fedseed.recipe.portfolio import WarmStart
 
 
@@ -21,11 +23,12 @@ def pooled_second_moments(replies: Sequence[ClientReply], robust: bool = True,
     values: dict[str, list[tuple[float, float]]] = {}
     for reply, weight in zip(replies, client_weights(replies, robust), strict=True):
         ev = reply.recipe.evidence
-        if ev is None:
+        if ev is None or ev.diverged:  # a run that blew up is no place to start Adam from
             continue
         for stats in ev.optimizer_stats:
-            if stats.second_moment_rms is not None and stats.second_moment_rms > 0:
-                values.setdefault(stats.name, []).append((stats.second_moment_rms, weight))
+            rms = stats.second_moment_rms
+            if rms is not None and 0 < rms < MAX_MAGNITUDE:  # at the bound: saturated
+                values.setdefault(stats.name, []).append((rms, weight))
     if not values:
         return None
     pooled = {name: float(f"{weighted_median([v for v, _ in pairs], [w for _, w in pairs]):.6g}")

@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 MAX_STEPS = 1_000_000
 MAX_SEED = 2**63 - 1
+#: Largest magnitude of a reported number (a loss, a metric, an optimizer statistic).
+#: A run whose loss leaves this range has diverged (see ``Evidence.diverged``).
+MAX_MAGNITUDE = 1e12
 
 
 class StrictModel(BaseModel):
@@ -44,5 +47,5 @@ Steps = Annotated[int, Field(ge=0, le=MAX_STEPS)]
 PositiveSteps = Annotated[int, Field(ge=1, le=MAX_STEPS)]
 LearningRate = Annotated[float, Field(gt=0.0, le=10.0)]
 WeightDecay = Annotated[float, Field(ge=0.0, le=1.0)]
-Finite = Annotated[float, Field(ge=-1e12, le=1e12)]
-NonNegative = Annotated[float, Field(ge=0.0, le=1e12)]
+Finite = Annotated[float, Field(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
+NonNegative = Annotated[float, Field(ge=0.0, le=MAX_MAGNITUDE)]

@@ -4,15 +4,21 @@ from (lineage).
 Evidence is O(number of tensors), never O(number of parameters): a learning curve
 of at most 64 points, a handful of final metrics, and per-tensor optimizer
 statistics. That is what keeps a client recipe of a transformer under 16 KB.
+
+A run whose loss goes non-finite, or past :data:`MAX_MAGNITUDE`, has *diverged*: it
+stops there and says so (``Evidence.diverged``), and its final metrics are the worst
+values the schema holds (:func:`diverged_final`), never a good-looking number.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
 from fedseed.recipe._base import (
+    MAX_MAGNITUDE,
     MAX_STEPS,
     Digest,
     Finite,
@@ -72,7 +78,14 @@ class TensorStats(StrictModel):
 
 
 class Evidence(StrictModel):
-    """What happened when a device ran a recipe on its local data."""
+    """What happened when a device ran a recipe on its local data.
+
+    ``diverged``: the loss went non-finite (or past :data:`MAX_MAGNITUDE`) at step
+    ``steps``, where training stopped. The curve then ends on a point at that step
+    holding the worst values, and so do the final metrics (:func:`diverged_final`).
+    Written out only when true, so evidence from before the field existed keeps its
+    canonical bytes and digest.
+    """
 
     curve: Annotated[list[CurvePoint], Field(min_length=1, max_length=MAX_CURVE_POINTS)]
     final: FinalMetrics
@@ -82,6 +95,37 @@ class Evidence(StrictModel):
     stopped_early: bool
     wall_seconds: Annotated[float, Field(ge=0.0, le=1e8)]
     optimizer_stats: Annotated[list[TensorStats], Field(max_length=MAX_TENSORS)] = []
+    diverged: Annotated[bool, Field(exclude_if=lambda v: v is False)] = False
+
+
+#: The loss a diverged run reports: the schema's bound, the worst value it can hold.
+WORST_LOSS = MAX_MAGNITUDE
+
+
+def reportable(value: float) -> bool:
+    """Whether a loss or metric fits the schema: finite and within its bound. A
+    training or validation loss that does not means the run diverged."""
+    return math.isfinite(value) and abs(value) <= MAX_MAGNITUDE
+
+
+def worst_metric(higher_is_better: bool) -> float:
+    """The worst value of a task's metric: 0 for accuracy and macro-F1, the bound for
+    perplexity."""
+    return 0.0 if higher_is_better else MAX_MAGNITUDE
+
+
+def diverged_point(step: int, higher_is_better: bool) -> CurvePoint:
+    """The point a diverged run's curve ends on: the worst losses and metric at ``step``."""
+    return CurvePoint(step=step, train_loss=WORST_LOSS, val_loss=WORST_LOSS,
+                      val_metric=worst_metric(higher_is_better))
+
+
+def diverged_final(higher_is_better: bool, has_test: bool) -> FinalMetrics:
+    """A diverged run's final metrics: the worst, on validation and (if any) test data."""
+    worst = worst_metric(higher_is_better)
+    return FinalMetrics(val_loss=WORST_LOSS, val_metric=worst,
+                        test_loss=WORST_LOSS if has_test else None,
+                        test_metric=worst if has_test else None)
 
 
 class Lineage(StrictModel):
@@ -96,10 +140,16 @@ class Lineage(StrictModel):
 
 __all__ = [
     "MAX_CURVE_POINTS",
+    "MAX_MAGNITUDE",
+    "WORST_LOSS",
     "CurvePoint",
     "Evidence",
     "ExampleCounts",
     "FinalMetrics",
     "Lineage",
     "TensorStats",
+    "diverged_final",
+    "diverged_point",
+    "reportable",
+    "worst_metric",
 ]

@@ -6,6 +6,11 @@ clipping, batch size, ``max_steps``, evaluation cadence and early stopping) and
 nothing else, so that its cost stays within a few percent of a bare PyTorch loop
 (``fedseed bench overhead`` measures it). Training runs under a forked RNG seeded
 from the recipe: the same recipe on the same data gives the same weights.
+
+A training or validation loss that goes non-finite (or past the schema's bound) ends
+the run at that step: the evidence says ``diverged`` and reports the worst values
+(:func:`fedseed.recipe.evidence.diverged_final`), never the good-looking zero a
+non-finite number would otherwise be rounded to.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from fedseed.recipe.evidence import (
     Evidence,
     ExampleCounts,
     FinalMetrics,
+    diverged_final,
+    diverged_point,
+    reportable,
 )
 from fedseed.recipe.model import Recipe
 from fedseed.train.objectives import evaluate, logits_of, loss_sum, trim_padding
@@ -46,7 +54,11 @@ ProgressFn = Callable[[Progress], None]
 
 @dataclass(frozen=True)
 class TrainResult:
-    """The trained model (best weights if early stopping is on) and its evidence."""
+    """The trained model (best weights if early stopping is on) and its evidence.
+
+    After a divergence the model holds the best weights seen before it under early
+    stopping, and otherwise whatever the last step left (often non-finite).
+    """
 
     model: torch.nn.Module
     evidence: Evidence
@@ -75,17 +87,14 @@ def train(recipe: Recipe, model: torch.nn.Module, splits: Splits, *,
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.init.seed)
         state = _run(recipe, model, data, progress)
-    test_loss = test_metric = None
-    if "test" in data:
-        test_loss, test_metric = evaluate(model, data["test"], recipe)
     budget = recipe.budget
+    if state.diverged:
+        final = diverged_final(recipe.task.higher_is_better, "test" in data)
+    else:
+        final = _final(state.best, model, data, recipe)
     evidence = Evidence(
         curve=_thin(state.curve),
-        final=FinalMetrics(
-            val_loss=_sig(state.best.val_loss), val_metric=_sig(state.best.val_metric),
-            test_loss=None if test_loss is None else _sig(test_loss),
-            test_metric=None if test_metric is None else _sig(test_metric),
-        ),
+        final=final,
         num_examples=ExampleCounts(
             train=num_rows(data["train"]), validation=num_rows(data["validation"]),
             test=num_rows(data["test"]) if "test" in data else 0,
@@ -95,8 +104,21 @@ def train(recipe: Recipe, model: torch.nn.Module, splits: Splits, *,
         stopped_early=state.steps < budget.max_steps,
         wall_seconds=round(time.perf_counter() - start, 3),
         optimizer_stats=state.stats,
+        diverged=state.diverged,
     )
     return TrainResult(model=model, evidence=evidence)
+
+
+def _final(best: CurvePoint, model: torch.nn.Module, data: dict[str, Batch],
+           recipe: Recipe) -> FinalMetrics:
+    test_loss = test_metric = None
+    if "test" in data:
+        test_loss, test_metric = evaluate(model, data["test"], recipe)
+    return FinalMetrics(
+        val_loss=best.val_loss, val_metric=best.val_metric,
+        test_loss=None if test_loss is None else _sig(test_loss),
+        test_metric=None if test_metric is None else _sig(test_metric),
+    )
 
 
 @dataclass
@@ -105,6 +127,7 @@ class _State:
     best: CurvePoint
     steps: int
     stats: list
+    diverged: bool = False
 
 
 def _run(recipe: Recipe, model: torch.nn.Module, data: dict[str, Batch],
@@ -122,6 +145,7 @@ def _run(recipe: Recipe, model: torch.nn.Module, data: dict[str, Batch],
     best: CurvePoint | None = None
     best_weights: dict[str, torch.Tensor] | None = None
     waited = 0
+    diverged = False
     running, running_n = 0.0, 0
     model.train()
     batches = batch_order(num_rows(train_data), budget.batch_size, budget.max_steps,
@@ -144,11 +168,18 @@ def _run(recipe: Recipe, model: torch.nn.Module, data: dict[str, Batch],
         optimizer.step()
         if sampled:
             stats.after_step()
-        running += float(loss.detach())
+        value = float(loss.detach())
+        if not reportable(value):
+            diverged = True
+            break
+        running += value
         running_n += 1
         point = None
         if step % budget.eval_every == 0 or step == budget.max_steps:
             val_loss, val_metric = evaluate(model, val_data, recipe)
+            if not (reportable(val_loss) and reportable(val_metric)):
+                diverged = True
+                break
             point = CurvePoint(step=step, train_loss=_sig(running / running_n),
                                val_loss=_sig(val_loss), val_metric=_sig(val_metric))
             running, running_n = 0.0, 0
@@ -168,10 +199,14 @@ def _run(recipe: Recipe, model: torch.nn.Module, data: dict[str, Batch],
             break
     if stopping and best_weights is not None:
         model.load_state_dict(best_weights)
-    else:
+    if diverged:  # no point running on: the run ends where its loss left the range
+        curve.append(diverged_point(step, higher))
+        best = curve[-1]
+    elif not (stopping and best_weights is not None):
         best = curve[-1]
     assert best is not None
-    return _State(curve=curve, best=best, steps=step, stats=stats.summary(optimizer))
+    return _State(curve=curve, best=best, steps=step, stats=stats.summary(optimizer),
+                  diverged=diverged)
 
 
 def _thin(curve: list[CurvePoint]) -> list[CurvePoint]:

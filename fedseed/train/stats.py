@@ -11,12 +11,19 @@ import math
 
 import torch
 
-from fedseed.recipe.evidence import TensorStats
+from fedseed.recipe.evidence import MAX_MAGNITUDE, TensorStats, reportable
 
 
 def _sig(x: float) -> float:
-    """Round to 6 significant digits: evidence, not a checkpoint."""
-    return float(f"{x:.6g}") if math.isfinite(x) else 0.0
+    """Round to 6 significant digits: evidence, not a checkpoint.
+
+    A number the schema cannot hold (NaN, infinite, or past its bound) saturates at
+    the bound, never 0.0. For a statistic, 0.0 reads as a healthy, even idle, tensor
+    and dropping the entry would hide the tensor that blew up, while the bound says
+    what happened (no healthy tensor comes near it). Losses never get here unchecked:
+    the training loop stops and reports divergence when one leaves the range.
+    """
+    return float(f"{x:.6g}") if reportable(x) else MAX_MAGNITUDE
 
 
 class OptimizerStats:
@@ -47,8 +54,13 @@ class OptimizerStats:
         """Record the relative size of the update just applied."""
         assert self._before is not None
         for i, ((_, p), old) in enumerate(zip(self._named, self._before, strict=True)):
-            norm = float(old.norm())
-            self._ratio[i] += float((p - old).norm()) / norm if norm > 0 else 0.0
+            norm, delta = float(old.norm()), float((p - old).norm())
+            # A zero tensor's ratio is 0 by definition, but a non-finite norm or update
+            # stays non-finite (and :func:`_sig` saturates it) instead of reading as idle.
+            if not (math.isfinite(norm) and math.isfinite(delta)):
+                self._ratio[i] = math.nan
+            elif norm > 0:
+                self._ratio[i] += delta / norm
         self._before = None
         self._count += 1
 

@@ -13,6 +13,10 @@ memory stays at the model plus its largest tensor: no gradients, no optimizer
 state. The reply is the per-seed sums (at most ``pool_size`` floats); the server
 adds their weighted mean to the coefficients, so the client's local move and the
 shared model's move are the same kind of object.
+
+A loss that goes non-finite (or past the schema's bound), in an estimate or at
+validation, ends the run there: the evidence says ``diverged``, with the worst
+values, and the update is empty (the server applies no diverged client's update).
 """
 
 from __future__ import annotations
@@ -26,7 +30,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fedseed.data.examples import Examples, split_examples
-from fedseed.recipe.evidence import CurvePoint, Evidence, ExampleCounts, FinalMetrics
+from fedseed.recipe.evidence import (
+    CurvePoint,
+    Evidence,
+    ExampleCounts,
+    FinalMetrics,
+    diverged_final,
+    diverged_point,
+    reportable,
+)
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.trajectory import SeedUpdate, encode_floats, encode_indices
 
@@ -92,6 +104,7 @@ def zo_train(meta: Recipe, examples: Examples, *, seed: int,
         return float(total) / max(1, terms)
 
     running, running_n = 0.0, 0
+    diverged, step = False, 0
     with torch.no_grad():
         for step, index in enumerate(batches, start=1):
             batch = trim_padding({k: v[index] for k, v in data["train"].items()})
@@ -103,38 +116,49 @@ def zo_train(meta: Recipe, examples: Examples, *, seed: int,
                 minus = loss(batch)
                 add_perturbation(params, s, eps)
                 g = (plus - minus) / (2 * eps)
-                if not math.isfinite(g):
-                    continue
+                diverged = not (reportable(plus) and reportable(minus) and math.isfinite(g))
+                if diverged:
+                    break
                 add_perturbation(params, s, -lr * g)
                 sums[int(k)] = sums.get(int(k), 0.0) + lr * g
                 running += (plus + minus) / 2
                 running_n += 1
+            if diverged:
+                break
             if step % every == 0 or step == t.steps:
                 val_loss, val_metric = evaluate(model, data["validation"], meta)
+                if diverged := not (reportable(val_loss) and reportable(val_metric)):
+                    break
                 curve.append(CurvePoint(step=step, train_loss=_sig(running / max(1, running_n)),
                                         val_loss=_sig(val_loss), val_metric=_sig(val_metric)))
                 running, running_n = 0.0, 0
             if progress is not None:
                 progress(step)
-    test_loss = test_metric = None
-    if "test" in data:
-        test_loss, test_metric = evaluate(model, data["test"], meta)
-    last = curve[-1]
+    if diverged:
+        curve.append(diverged_point(step, meta.task.higher_is_better))
+        final = diverged_final(meta.task.higher_is_better, "test" in data)
+        sums = {}  # a diverged client moves nothing
+    else:
+        test_loss = test_metric = None
+        if "test" in data:
+            test_loss, test_metric = evaluate(model, data["test"], meta)
+        last = curve[-1]
+        final = FinalMetrics(val_loss=last.val_loss, val_metric=last.val_metric,
+                             test_loss=None if test_loss is None else _sig(test_loss),
+                             test_metric=None if test_metric is None else _sig(test_metric))
     evidence = Evidence(
         curve=curve[-64:],
-        final=FinalMetrics(val_loss=last.val_loss, val_metric=last.val_metric,
-                           test_loss=None if test_loss is None else _sig(test_loss),
-                           test_metric=None if test_metric is None else _sig(test_metric)),
+        final=final,
         num_examples=ExampleCounts(train=num_rows(data["train"]),
                                    validation=num_rows(data["validation"]),
                                    test=num_rows(data["test"]) if "test" in data else 0),
-        steps=t.steps, best_step=t.steps, stopped_early=False,
-        wall_seconds=round(time.perf_counter() - started, 3))
+        steps=step, best_step=step, stopped_early=step < t.steps,
+        wall_seconds=round(time.perf_counter() - started, 3), diverged=diverged)
     seeds = np.asarray(sorted(k for k, v in sums.items() if v != 0.0), dtype=np.int64)
     update = SeedUpdate(seeds=encode_indices(seeds),
                         sums=encode_floats(np.asarray([sums[int(k)] for k in seeds],
                                                       dtype=np.float32)),
-                        steps=t.steps)
+                        steps=step)
     child = child_recipe(meta, meta, evidence, method="client-zo")
     child = child.model_copy(update={"trajectory": t.model_copy(
         update={"coefficients": None, "update": update})})
@@ -142,5 +166,5 @@ def zo_train(meta: Recipe, examples: Examples, *, seed: int,
 
 
 def _sig(x: float) -> float:
-    """6 significant digits, within the schema's bounds (a diverged run still reports)."""
+    """6 significant digits, within the schema's bounds (divergence is checked first)."""
     return float(f"{min(x, 1e12):.6g}") if math.isfinite(x) else 1e12

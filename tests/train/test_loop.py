@@ -120,3 +120,36 @@ def test_language_model_reports_perplexity_that_falls():
 
     assert curve[-1].val_metric < curve[0].val_metric < 259
     assert result.evidence.final.test_metric is not None
+
+
+
+def _nan_weights(recipe):
+    state = assemble(recipe).state_dict()
+    next(v for v in state.values() if v.is_floating_point()).view(-1)[0] = float("nan")
+    return state
+
+
+@pytest.mark.parametrize("name, how", [("digits-mlp", "huge-lr"), ("digits-mlp", "nan-weights"),
+                                       ("charlm-gpt2-tiny", "nan-weights")])
+def test_a_run_whose_loss_blows_up_reports_divergence_with_the_worst_values(name, how):
+    from fedseed.personalize import personalize_examples
+    from fedseed.recipe.evidence import MAX_MAGNITUDE, WORST_LOSS
+
+    recipe = load_builtin(name)
+    examples = load_digits() if name == "digits-mlp" else load_toy_text(120)
+    if how == "huge-lr":  # AdamW at lr 10, decay 1: weights x(-9) per step, loss inf by step 24
+        done = personalize_examples(recipe, examples, assignment={
+            "optimizer.lr": 10.0, "optimizer.weight_decay": 1.0, "budget.eval_every": 50})
+    else:  # a NaN weight: the very first loss is NaN
+        done = personalize_examples(recipe, examples, initial_state=_nan_weights(recipe))
+    ev = done.recipe.evidence
+    worst = 0.0 if recipe.task.higher_is_better else MAX_MAGNITUDE  # accuracy 0, perplexity max
+
+    assert ev.diverged and ev.stopped_early and ev.steps < 50
+    assert ev.curve[-1].step == ev.best_step == ev.steps
+    assert (ev.final.val_loss, ev.final.val_metric) == (WORST_LOSS, worst)
+    assert (ev.final.test_loss, ev.final.test_metric) == (WORST_LOSS, worst)
+    assert all(p.val_loss > 0 and p.train_loss > 0 for p in ev.curve)  # never a perfect 0.0
+    assert all(s.grad_rms > 0 and s.update_ratio > 0 for s in ev.optimizer_stats)
+    if how == "nan-weights":  # a NaN statistic saturates at the bound, never reads as 0.0
+        assert all(s.grad_rms == MAX_MAGNITUDE for s in ev.optimizer_stats)
