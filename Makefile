@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test bench bench-setup lint clean
+.PHONY: demo test test-busy bench bench-setup lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/fedseed demo
 
+# The 15 slowest tests are printed at the end: anyone can see where the time goes.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
+
+# The suite with every core kept busy by a CPU hog (a slow, cold machine): it must stay
+# green, since no test outcome may depend on machine speed (docs/development.md).
+test-busy: $(STAMP)
+	bash -c 'for i in $$(seq $$(nproc)); do $(PYTHON) -c "while True: pass" & done; \
+	  trap "kill $$(jobs -p)" EXIT; $(BIN)/python -m pytest -q --durations=15'
 
 # The personalization benchmark reads Debian's `fortunes` (one user per category);
 # install it if missing (needs root or sudo; elsewhere install it by hand).
@@ -40,6 +47,7 @@ bench: $(STAMP) bench-setup
 	$(BIN)/fedseed bench provenance --out docs/results
 	$(BIN)/fedseed bench trajectory --out docs/results
 	$(BIN)/fedseed bench personalization --out docs/results
+	$(BIN)/fedseed bench robustness --out docs/results
 
 lint: $(STAMP)
 	$(BIN)/ruff check fedseed tests

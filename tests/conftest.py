@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import HANG_GUARD, Run, run_fedseed
 
 from fedseed.recipe import canonical_dict, load_builtin
 
@@ -18,13 +16,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
 
 
 @pytest.fixture(autouse=True)
@@ -39,18 +30,14 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 def fedseed(tmp_path: Path):
     """Run the ``fedseed`` CLI in a subprocess, from ``tmp_path``."""
 
-    def run(*args: str, cwd: Path | None = None, timeout: float = 240) -> Run:
-        done = subprocess.run(
-            [sys.executable, "-m", "fedseed", *args], cwd=cwd or tmp_path,
-            capture_output=True, text=True, timeout=timeout, env=os.environ.copy(),
-        )
-        return Run(done.returncode, done.stdout, done.stderr)
+    def run(*args: str, cwd: Path | None = None, timeout: float = HANG_GUARD) -> Run:
+        return run_fedseed(*args, cwd=cwd or tmp_path, timeout=timeout)
 
     return run
 
 
-@pytest.fixture
-def quick_recipe(tmp_path):
+@pytest.fixture(scope="session")
+def quick_recipe(tmp_path_factory):
     """digits-mlp with a small budget and search space, so federation rounds take seconds."""
     data = canonical_dict(load_builtin("digits-mlp"))
     data["name"] = "digits-quick"
@@ -59,6 +46,6 @@ def quick_recipe(tmp_path):
         "optimizer.lr": {"kind": "log_uniform", "low": 0.001, "high": 0.05},
         "budget.max_steps": {"kind": "choice", "values": [10, 20]},
     }}
-    path = tmp_path / "digits-quick.json"
+    path = tmp_path_factory.mktemp("recipes") / "digits-quick.json"
     path.write_text(json.dumps(data))
     return path

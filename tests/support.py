@@ -3,10 +3,38 @@ exist, and `from conftest import ...` would pick whichever was imported first.""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = Path(__file__).resolve().parent / "assets"
+
+#: Seconds after which a process a test started counts as hung. A guard, not a speed
+#: limit: far above what the slowest machine needs, so that no outcome depends on how
+#: fast the machine is (docs/development.md). Waits for a condition poll and return as
+#: soon as it holds.
+HANG_GUARD = 1200.0
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished command: exit code, standard output, standard error."""
+
+    code: int
+    out: str
+    err: str
+
+
+def run_fedseed(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+                timeout: float = HANG_GUARD) -> Run:
+    """Run the ``fedseed`` CLI as a user does, in a subprocess; ``env`` adds variables."""
+    done = subprocess.run([sys.executable, "-m", "fedseed", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    return Run(done.returncode, done.stdout, done.stderr)
 
 
 def synthetic_reply(assignment: dict, val_loss: float, *, node: int = 0, n_train: int = 80,

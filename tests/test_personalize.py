@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import HANG_GUARD
 
 from fedseed.recipe import canonical_dict, load_builtin, parse_recipe, recipe_digest
 
@@ -187,12 +188,12 @@ def test_sigterm_leaves_no_output_and_no_temporary_folder(tmp_path):
          "--set", "budget.eval_every=50000"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + HANG_GUARD
         while not list(tmp_path.glob(".out.*")) and time.monotonic() < deadline:
             time.sleep(0.2)  # wait until training has started writing
         assert list(tmp_path.glob(".out.*")), "personalize never started"
         proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=60)
+        code = proc.wait(timeout=HANG_GUARD)
     finally:
         if proc.poll() is None:
             proc.kill()

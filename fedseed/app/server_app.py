@@ -21,6 +21,7 @@ from flwr.app import Context
 from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
 
+from fedseed.app.collect import collect
 from fedseed.app.wire import array_records, bytes_field, instruction, payload_bytes, record
 from fedseed.errors import AggregationError, FedseedError
 from fedseed.federation import protocol
@@ -39,8 +40,9 @@ from fedseed.federation.server import (
 from fedseed.meta import AggregatorState, Options, get_aggregator
 from fedseed.provenance.keys import generate_key, key_id, load_private_key, public_pem
 from fedseed.provenance.packed import pack
+from fedseed.provenance.resolve import resolve_trusted
 from fedseed.provenance.trust import load_trust, save_trust
-from fedseed.recipe import Lineage, recipe_digest, resolve_recipe
+from fedseed.recipe import Lineage, recipe_digest
 from fedseed.recipe.search import with_step_budget
 from fedseed.registry.client import open_registry
 
@@ -135,7 +137,8 @@ def run_federation(grid: Grid, cfg: FederationConfig,
             protocol.META: meta_bytes, protocol.ASSIGNMENT: assignment_text(assignment)})
             for node, assignment in plan]
         bytes_down = sum(payload_bytes(m) for m in messages)
-        replies = list(grid.send_and_receive(messages, timeout=cfg.timeout))
+        replies = collect(grid, messages, timeout=cfg.timeout, quorum=cfg.quorum,
+                          grace=cfg.grace)
         # Inspect every message of the round, both ways: weights never cross the wire.
         arrays = sum(array_records(m) for m in [*messages, *replies])
         failures: Counter[str] = Counter()
@@ -244,7 +247,8 @@ def _initial_state(cfg: FederationConfig, key: Any, trust: Any, registry: Any,
     """Round-0 meta-recipe (the named recipe, signed), or the last one when resuming."""
     from fedseed.provenance.verify import verify_envelope
 
-    named = resolve_recipe(cfg.recipe)
+    # A signed `recipe` is used only once it verified under the server's trust store.
+    named = resolve_trusted(cfg.recipe, trust).recipe
     if cfg.max_steps:
         named = with_step_budget(named, cfg.max_steps)
         space = named.search_space
@@ -282,7 +286,7 @@ def _final(grid: Grid, cfg: FederationConfig, state: ServerState, emit: Event
     messages = [instruction(node, protocol.EVALUATE, round_, {
         protocol.META: pack(state.meta.envelope),
         protocol.BASELINE: pack(state.baseline.envelope)}) for node in nodes]
-    replies = list(grid.send_and_receive(messages, timeout=cfg.timeout))
+    replies = collect(grid, messages, timeout=cfg.timeout, quorum=cfg.quorum, grace=cfg.grace)
     rows = [r.content.metric_records[protocol.METRICS] for r in replies
             if not r.has_error() and protocol.METRICS in r.content.metric_records]
     per_client = sorted(({"node": r.metadata.src_node_id,

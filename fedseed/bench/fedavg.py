@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 NUM_EXAMPLES, TRAIN_LOSS, NUM_STEPS = "num-examples", "train-loss", "num-steps"
 #: MetricRecord key of a node's answer to "which partition do you hold?".
 PARTITION = "partition-id"
-#: Seconds to wait for every simulated node to register before the first round.
-CONNECT_TIMEOUT = 120.0
+#: Seconds to wait for every simulated node to register and answer before the first
+#: round: a hang guard, far above what a slow, cold machine needs (nodes start their
+#: ClientApp workers, which import torch, before they answer).
+CONNECT_TIMEOUT = 900.0
 
 
 @dataclass(frozen=True)

@@ -31,3 +31,16 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[path.strip()] = raw
     return out
+
+
+def use_recipe(ref: str) -> Any:
+    """The recipe a command will use: a built-in, a recipe file, or a signed envelope
+    verified against ``$FEDSEED_HOME``'s trust store (a failed check exits 1)."""
+    from fedseed.provenance.resolve import resolve_trusted
+    from fedseed.provenance.trust import load_trust
+
+    resolved = resolve_trusted(ref, load_trust())
+    if resolved.verified is not None:
+        keys = ", ".join(k[:16] for k in resolved.verified.keyids)
+        err_console.print(f"{ref}: signature verified (key {keys})", highlight=False)
+    return resolved.recipe

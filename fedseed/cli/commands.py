@@ -6,18 +6,19 @@ from pathlib import Path
 
 import typer
 
-from fedseed.cli._common import console, parse_assignments
+from fedseed.cli._common import console, parse_assignments, use_recipe
+
+RECIPE_HELP = ("Built-in name, recipe file, or signed recipe (used once its signature "
+               "verifies against the trust store).")
 
 
 def assemble_cmd(
-    ref: str = typer.Argument(..., help="Recipe file or built-in name."),
+    ref: str = typer.Argument(..., help=RECIPE_HELP),
     out: Path = typer.Option(..., "-o", "--out", help="Where to write model.safetensors."),
 ) -> None:
     """Build a recipe's model with its deterministic random initialisation."""
     from fedseed.assemble import assemble, save_weights, state_dict_digest
-    from fedseed.recipe import resolve_recipe
-
-    recipe = resolve_recipe(ref)
+    recipe = use_recipe(ref)
     model = assemble(recipe)
     save_weights(model, out, recipe)
     count = sum(p.numel() for p in model.parameters())
@@ -26,7 +27,7 @@ def assemble_cmd(
 
 
 def personalize_cmd(
-    ref: str = typer.Argument(..., help="Recipe file or built-in name."),
+    ref: str = typer.Argument(..., help=RECIPE_HELP),
     data: str = typer.Option(..., help="CSV, JSONL, Parquet, a save_to_disk folder, or a "
                       "built-in set: digits, toy-text."),
     out: Path = typer.Option(..., help="Folder for model.safetensors and recipe.json."),
@@ -39,9 +40,8 @@ def personalize_cmd(
 ) -> None:
     """Train a recipe on local data; write personalised weights and a client recipe."""
     from fedseed.personalize import RECIPE_FILE, WEIGHTS_FILE, personalize
-    from fedseed.recipe import resolve_recipe
 
-    recipe = resolve_recipe(ref)
+    recipe = use_recipe(ref)
     assignment = parse_assignments(set_)
     with _progress_bar(recipe.task.metric, quiet) as on_step:
         done = personalize(recipe, data, out, text_column=text_column,
@@ -51,9 +51,15 @@ def personalize_cmd(
     assert ev is not None
     metric = recipe.task.metric
     test = f", test {metric} {ev.final.test_metric:.4g}" if ev.final.test_metric is not None else ""
+    if ev.diverged:
+        outcome = (f"DIVERGED at step {ev.steps} (the loss went non-finite): try a smaller "
+                   "optimizer.lr; the client recipe reports the worst metrics")
+    else:
+        stop = " (early stop)" if ev.stopped_early else ""
+        outcome = f"{ev.steps} steps in {ev.wall_seconds:.1f}s{stop}: val {metric} " \
+                  f"{ev.final.val_metric:.4g}{test}"
     console.out(
-        f"{ev.steps} steps in {ev.wall_seconds:.1f}s{' (early stop)' if ev.stopped_early else ''}"
-        f": val {metric} {ev.final.val_metric:.4g}{test}\n"
+        f"{outcome}\n"
         f"weights (stay on this device): {out / WEIGHTS_FILE}\n"
         f"client recipe: {out / RECIPE_FILE} {done.digest}", highlight=False)
 
@@ -79,9 +85,7 @@ def demo_cmd(
     from rich.table import Table
 
     from fedseed.demo import run_demo
-    from fedseed.recipe import resolve_recipe
-
-    recipe = resolve_recipe(recipe_ref)
+    recipe = use_recipe(recipe_ref)
     console.out(f"fedseed demo: {recipe.name} on digits, {users} users, Dirichlet alpha {alpha}",
                 highlight=False)
     with Progress(console=console, transient=True) as bar:

@@ -34,25 +34,31 @@ def validate(file: Path = typer.Argument(..., help="Recipe JSON file.")) -> None
 def _load(ref: str, registry: str | None):  # type: ignore[no-untyped-def]
     """A file, a built-in name, or else a registry ref; with the signature status."""
     from fedseed.errors import FedseedError, RecipeError
+    from fedseed.provenance.resolve import signed_file
+    from fedseed.provenance.trust import load_trust
     from fedseed.recipe import resolve_recipe
 
-    try:
-        return resolve_recipe(ref), None
-    except RecipeError:
-        if Path(ref).exists() or ref.endswith(".json"):
-            raise
-    from fedseed.provenance.trust import load_trust
+    raw = signed_file(ref)
+    if raw is None:
+        try:
+            return resolve_recipe(ref), None
+        except RecipeError:
+            if Path(ref).exists() or ref.endswith(".json"):
+                raise
+    from fedseed.provenance.packed import read_envelope
     from fedseed.provenance.verify import verify_envelope
     from fedseed.recipe import parse_recipe
     from fedseed.registry.client import open_registry
 
     trust = load_trust()
-    envelope = open_registry(registry, trust).fetch(ref)
+    envelope = (read_envelope(raw, ref) if raw is not None
+                else open_registry(registry, trust).fetch(ref))
     try:
         verified = verify_envelope(envelope, trust, source=ref)
         return verified.recipe, "verified, signed by " + ", ".join(
             k[:16] for k in verified.keyids)
     except FedseedError as e:
+        # Showing is not using: print what it says, marked as unverified.
         return parse_recipe(envelope.payload, ref), f"NOT verified: {e.diagnostics()}"
 
 

@@ -27,8 +27,9 @@ def _envelope_from_file(path: Path):  # type: ignore[no-untyped-def]
     from fedseed.provenance.packed import read_envelope
     from fedseed.recipe.codec import (
         MAX_RECIPE_BYTES,
-        _looks_like_envelope,
         canonical_bytes,
+        looks_like_envelope,
+        parse_recipe,
         read_recipe_file,
     )
 
@@ -37,9 +38,9 @@ def _envelope_from_file(path: Path):  # type: ignore[no-untyped-def]
         raw = path.read_bytes() if size <= MAX_RECIPE_BYTES else b""
     except OSError:
         raw = b""
-    if raw and _looks_like_envelope(raw):
+    if raw and looks_like_envelope(raw):
         envelope = read_envelope(raw, str(path))
-        read_recipe_file(path)  # the payload must be a valid recipe
+        parse_recipe(envelope.payload, f"{path} payload")  # must be a valid recipe
         return envelope
     return Envelope(payload=canonical_bytes(read_recipe_file(path)))
 

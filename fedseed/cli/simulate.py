@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from fedseed.cli._common import console
+from fedseed.defaults import TRAJECTORY as T
 
 
 def simulate_cmd(
@@ -32,15 +34,21 @@ def simulate_cmd(
                                     "meta-recipe."),
     mode: str = typer.Option("recipes", help="recipes (share configurations) or trajectory "
                              "(share a model as seeds and scalars; docs/seed-trajectories.md)."),
-    pool_size: int = typer.Option(1024, min=1, max=4096, help="trajectory: seeds in the pool."),
-    zo_steps: int = typer.Option(100, min=1, help="trajectory: zeroth-order steps per round."),
-    zo_lr: float = typer.Option(0.005, min=1e-12, max=10, help="trajectory: step size."),
-    seeds_per_step: int = typer.Option(16, min=1, max=4096,
+    # Trajectory settings default to None, so that one given in recipes mode is refused
+    # rather than ignored; their values default to fedseed.defaults.TRAJECTORY.
+    pool_size: int = typer.Option(None, min=1, max=4096, show_default=str(T.pool_size),
+                                  help="trajectory: seeds in the pool."),
+    zo_steps: int = typer.Option(None, min=1, show_default=str(T.steps),
+                                 help="trajectory: zeroth-order steps per round."),
+    zo_lr: float = typer.Option(None, min=1e-12, max=10, show_default=str(T.lr),
+                                help="trajectory: step size."),
+    seeds_per_step: int = typer.Option(None, min=1, max=4096,
+                                       show_default=str(T.seeds_per_step),
                                        help="trajectory: pool seeds estimated per step."),
-    sampling: str = typer.Option("uniform", help="trajectory: uniform or pro (seeds that "
-                                 "moved the model are drawn more)."),
-    server_lr: float = typer.Option(2.0, min=1e-9, max=100, help="trajectory: multiplies "
-                                    "the clients' mean update."),
+    sampling: str = typer.Option(None, show_default=T.sampling, help="trajectory: uniform or "
+                                 "pro (seeds that moved the model are drawn more)."),
+    server_lr: float = typer.Option(None, min=1e-9, max=100, show_default=str(T.server_lr),
+                                    help="trajectory: multiplies the clients' mean update."),
     fraction: float = typer.Option(0.5, min=0.0001, max=1.0, help="Share of nodes per round."),
     max_steps: int = typer.Option(0, min=0, help="Override the recipe's max_steps (0: keep)."),
     seed: int = typer.Option(0, min=0, help="Partition and sampling seed."),
@@ -53,22 +61,30 @@ def simulate_cmd(
     resume: bool = typer.Option(False, help="Continue from the last meta-recipe in --home."),
 ) -> None:
     """Run a federation on simulated nodes and print the per-round table."""
+    from fedseed.errors import FedseedError
+
+    given = {name: value for name, value in (
+        ("pool_size", pool_size), ("zo_steps", zo_steps), ("zo_lr", zo_lr),
+        ("seeds_per_step", seeds_per_step), ("sampling", sampling),
+        ("server_lr", server_lr)) if value is not None}
+    if mode != "trajectory" and given:
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise FedseedError(f"{options}: trajectory settings, but --mode is '{mode}'; add "
+                           "--mode trajectory or drop them")
     simulate(clients=clients, rounds=rounds, dataset=dataset, partitioner=partitioner,
              alpha=alpha, recipe=recipe, aggregator=aggregator, fraction=fraction,
              robust=robust, budget_from_curves=budget_from_curves, warm_start=warm_start,
-             mode=mode, pool_size=pool_size, zo_steps=zo_steps, zo_lr=zo_lr,
-             seeds_per_step=seeds_per_step, sampling=sampling, server_lr=server_lr,
-             max_steps=max_steps, seed=seed, home=home, parallel=parallel, final=final,
-             show_clients=show_clients, lineage=lineage, resume=resume)
+             mode=mode, max_steps=max_steps, seed=seed, home=home, parallel=parallel,
+             final=final, show_clients=show_clients, lineage=lineage, resume=resume, **given)
 
 
 def simulate(*, clients: int, rounds: int, dataset: str = "digits",
              partitioner: str = "dirichlet", alpha: float = 0.5, recipe: str = "digits-mlp",
              aggregator: str = "best", fraction: float = 0.5, robust: bool = True,
              budget_from_curves: bool = True, warm_start: bool = False, mode: str = "recipes",
-             pool_size: int = 1024, zo_steps: int = 100, zo_lr: float = 0.005,
-             seeds_per_step: int = 16, sampling: str = "uniform", server_lr: float = 2.0,
-             max_steps: int = 0,
+             pool_size: int = T.pool_size, zo_steps: int = T.steps, zo_lr: float = T.lr,
+             seeds_per_step: int = T.seeds_per_step, sampling: str = T.sampling,
+             server_lr: float = T.server_lr, max_steps: int = 0,
              seed: int = 0, home: Path | None = None, parallel: int = 2, final: bool = True,
              show_clients: bool = False, lineage: bool = False, resume: bool = False) -> None:
     """Run and print a simulated federation (shared by ``simulate`` and ``demo``)."""
@@ -77,18 +93,34 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
     from rich.progress import Progress
     from rich.table import Table
 
+    from fedseed._internal.atomic import atomic_write_bytes
+    from fedseed.data import BUILTIN_DATASETS, load_builtin_dataset
+    from fedseed.data.local import check_examples
     from fedseed.data.partition import check_partitioner
     from fedseed.errors import FedseedError
     from fedseed.federation.config import FederationConfig
     from fedseed.meta import AGGREGATORS
+    from fedseed.provenance.resolve import resolve_trusted
+    from fedseed.provenance.trust import load_trust
+    from fedseed.recipe import canonical_bytes
 
     check_partitioner(dataset, partitioner)
+    # A signed recipe is verified here, against the caller's trust store; the run's
+    # own folder then holds its verified payload as a plain recipe file.
+    resolved = resolve_trusted(recipe, load_trust())
+    named = resolved.recipe
     if dataset == "fortunes":  # fail now, with the install hint, not in every node
         from fedseed.data.fortunes import load_fortunes
 
         if len(load_fortunes(max_users=clients)) < clients:
             raise FedseedError(f"--clients {clients}: fortunes has fewer categories with "
                                "enough quotes; use fewer clients")
+        if named.task.modality != "text":
+            raise FedseedError(f"--dataset fortunes is text, but recipe '{named.name}' is "
+                               f"{named.task.modality}; use a text recipe such as "
+                               "charlm-gpt2-tiny")
+    elif dataset in BUILTIN_DATASETS:  # a recipe that does not fit fails now, once
+        check_examples(load_builtin_dataset(dataset), named)
     if aggregator not in AGGREGATORS:
         raise FedseedError(f"--aggregator: unknown aggregator '{aggregator}'; choose from "
                            f"{', '.join(sorted(AGGREGATORS))}")
@@ -107,6 +139,10 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
     # Settings are checked before anything is written. Simulated clients and the
     # server share this folder: keys, trust, registry.
     home.mkdir(parents=True, exist_ok=True)
+    if resolved.verified is not None:
+        plain = home / "recipe.json"
+        atomic_write_bytes(plain, canonical_bytes(named))
+        cfg = replace(cfg, recipe=str(plain))
     os.environ["FEDSEED_HOME"] = str(home)
     what = (f"trajectory mode, {pool_size} seeds" if mode == "trajectory"
             else f"aggregator {aggregator}")
@@ -119,13 +155,14 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
         result = _run(cfg, clients, parallel, lambda kind, value: bar.advance(task)
                       if kind in ("round", "final") else None)
     wall = time.monotonic() - started
-    table = Table(title=f"rounds (validation {cfg_metric(recipe)} of accepted client recipes)")
+    table = Table(title=f"rounds (validation {named.task.metric} of accepted client recipes)")
     for column in ("round", "sampled", "accepted", "rejected", "val mean", "val p10",
                    "bytes down/client", "bytes up/client", "seconds"):
         table.add_column(column, justify="right", no_wrap=True)
     for r in result.rounds:
         rejected = ", ".join(f"{k} {v}" for k, v in r.rejected.items()) or "0"
-        table.add_row(str(r.round), str(r.sampled), str(r.accepted), rejected,
+        accepted = f"{r.accepted} ({r.diverged} diverged)" if r.diverged else str(r.accepted)
+        table.add_row(str(r.round), str(r.sampled), accepted, rejected,
                       _fmt(r.val_mean), _fmt(r.val_p10),
                       f"{r.bytes_down / max(1, r.sampled):,.0f}",
                       f"{r.bytes_up / max(1, r.accepted + sum(r.rejected.values())):,.0f}",
@@ -140,7 +177,7 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
             f"mean/p10: {shared}{_pair(f, 'test-metric-meta')}, round-0 recipe "
             f"{_pair(f, 'test-metric-baseline')}", highlight=False)
     if show_clients and result.final.get("per_client"):
-        metric = cfg_metric(recipe)
+        metric = named.task.metric
         clients_table = Table(title=f"personalised test {metric} per client")
         for column in ("node", "examples", "final meta-recipe", "round-0 recipe", "gain"):
             clients_table.add_column(column, justify="right", no_wrap=True)
@@ -210,13 +247,6 @@ def _print_meta_chain(ref: str, registry_path: Path) -> None:
         # recipe whose parents have no parents (the round-0 meta) leads to the root.
         candidates = [g for p in parents for g in p.parents] or parents
         node = next((c for c in candidates if not c.seen_before), None)
-
-
-def cfg_metric(recipe: str) -> str:
-    """The metric name of a recipe reference, for table titles."""
-    from fedseed.recipe import resolve_recipe
-
-    return resolve_recipe(recipe).task.metric
 
 
 def _fmt(value: float | None) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from fedseed.defaults import TRAJECTORY
 from fedseed.errors import FedseedError
 
 ClientTrust = Literal["store", "tofu"]
@@ -25,6 +26,10 @@ class FederationConfig:
     given the server's public key. ``resume`` continues from the last meta-recipe
     published in the registry.
 
+    A round closes when every sampled node replied, or ``grace`` seconds after a
+    share ``quorum`` of them did, or ``timeout`` seconds after it began (a guard
+    against a hung federation; :mod:`fedseed.app.collect`).
+
     ``store`` (the default) only keys the operator trusted for the ``client`` role;
     ``tofu`` binds each node id to the first key it signs with and refuses any other
     key from that node later. ``store`` is the default because it is the only mode
@@ -37,6 +42,8 @@ class FederationConfig:
     min_nodes: int = 2
     min_replies: int = 1
     timeout: float = 600.0
+    quorum: float = 1.0
+    grace: float = 0.0
     recipe: str = "digits-mlp"
     dataset: str = "digits"
     partitioner: str = "dirichlet"
@@ -54,13 +61,14 @@ class FederationConfig:
     auto_keys: bool = False
     resume: bool = False
     mode: Mode = "recipes"
-    pool_size: int = 1024
-    zo_steps: int = 100
-    zo_lr: float = 0.005
-    zo_epsilon: float = 0.001
-    seeds_per_step: int = 16
-    sampling: str = "uniform"
-    server_lr: float = 2.0
+    # Seed-trajectory settings: defined once, in fedseed.defaults.
+    pool_size: int = TRAJECTORY.pool_size
+    zo_steps: int = TRAJECTORY.steps
+    zo_lr: float = TRAJECTORY.lr
+    zo_epsilon: float = TRAJECTORY.epsilon
+    seeds_per_step: int = TRAJECTORY.seeds_per_step
+    sampling: str = TRAJECTORY.sampling
+    server_lr: float = TRAJECTORY.server_lr
 
     def __post_init__(self) -> None:
         checks = [
@@ -69,6 +77,8 @@ class FederationConfig:
             (self.min_nodes >= 1, "min-nodes must be at least 1"),
             (self.min_replies >= 0, "min-replies must be at least 0"),
             (self.timeout > 0, "timeout must be positive"),
+            (0.0 < self.quorum <= 1.0, "quorum must be in (0, 1]"),
+            (0.0 <= self.grace <= self.timeout, "grace must be in [0, timeout]"),
             (self.partitioner in ("iid", "dirichlet", "natural"),
              "partitioner must be iid, dirichlet or natural"),
             (self.alpha > 0, "alpha must be positive"),
@@ -78,6 +88,12 @@ class FederationConfig:
             (self.mode == "recipes" or self.aggregator in ("best", "trajectory"),
              f"mode trajectory aggregates seeds, not configurations: drop aggregator "
              f"'{self.aggregator}'"),
+            (self.mode == "trajectory" or self.aggregator != "trajectory",
+             "aggregator 'trajectory' shares a model as seeds: set mode = 'trajectory' "
+             "(and leave the aggregator out)"),
+            (self.mode == "recipes" or not self.warm_start,
+             "warm-start pools Adam moments of configurations, which mode trajectory "
+             "does not train: drop warm-start or use mode = 'recipes'"),
             (1 <= self.pool_size <= 4096, "pool-size must be 1..4096"),
             (1 <= self.zo_steps <= 1_000_000, "zo-steps must be 1..1000000"),
             (0 < self.zo_lr <= 10 and 0 < self.zo_epsilon <= 1,
@@ -90,6 +106,16 @@ class FederationConfig:
         for ok, message in checks:
             if not ok:
                 raise FedseedError(f"federation config: {message}")
+        if self.mode == "recipes":
+            # A trajectory setting away from its default in recipes mode would be
+            # silently ignored: the user meant another run than the one they'd get.
+            changed = [name for name in TRAJECTORY_FIELDS
+                       if getattr(self, name) != getattr(FederationConfig, name)]
+            if changed:
+                keys = ", ".join(n.replace("_", "-") for n in changed)
+                verb = "applies" if len(changed) == 1 else "apply"
+                raise FedseedError(f"federation config: {keys} {verb} only to mode "
+                                   "'trajectory'; set mode = 'trajectory' or drop it")
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> FederationConfig:
@@ -103,6 +129,10 @@ class FederationConfig:
             values[known[key].name] = _coerce(key, value, str(known[key].type))
         return cls(**values)
 
+
+#: Settings that only mode ``trajectory`` reads.
+TRAJECTORY_FIELDS = ("pool_size", "zo_steps", "zo_lr", "zo_epsilon", "seeds_per_step",
+                     "sampling", "server_lr")
 
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 

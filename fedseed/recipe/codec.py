@@ -66,7 +66,10 @@ def parse_recipe(data: bytes | str, source: str = "recipe") -> Recipe:
     Duplicate keys are rejected (two readers could otherwise disagree about what
     was signed), and so is anything over :data:`MAX_RECIPE_BYTES`.
     """
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+    except UnicodeEncodeError as e:
+        raise RecipeError(f"{source}: text is not encodable as UTF-8 ({e.reason})") from e
     if len(raw) > MAX_RECIPE_BYTES:
         raise RecipeError(
             f"{source}: {len(raw)} bytes is over the {MAX_RECIPE_BYTES}-byte recipe limit"
@@ -81,6 +84,10 @@ def parse_recipe(data: bytes | str, source: str = "recipe") -> Recipe:
         ) from e
     except _DuplicateKey as e:
         raise RecipeError(f"{source}: duplicate key '{e.args[0]}'") from e
+    except ValueError as e:  # an integer past Python's digit limit: no field takes one
+        raise RecipeError(f"{source}: a number has too many digits for any recipe field") from e
+    except RecursionError as e:
+        raise RecipeError(f"{source}: JSON nested too deeply for a recipe") from e
     try:
         return Recipe.model_validate_json(raw)
     except ValidationError as e:
@@ -112,21 +119,19 @@ def read_recipe_file(path: str | Path) -> Recipe:
         raise RecipeError(f"{path}: is a folder, expected a recipe JSON file") from e
     except PermissionError as e:
         raise RecipeError(f"{path}: permission denied") from e
-    if _looks_like_envelope(raw):
-        # A signed recipe (DSSE envelope): read the payload. Reading is not
-        # trusting; `fedseed recipe verify` checks the signatures.
-        from fedseed.errors import SignatureError
-        from fedseed.provenance.packed import read_envelope
-
-        try:
-            raw = read_envelope(raw, str(path)).payload
-        except SignatureError as e:
-            raise RecipeError(e.diagnostics()) from e
-        return parse_recipe(raw, f"{path} payload")
+    if looks_like_envelope(raw):
+        # Reading a signed recipe's payload without its signature would make the
+        # signature decoration: callers that use recipes verify them
+        # (fedseed.provenance.resolve), and this reader refuses them.
+        raise RecipeError(
+            f"{path} is a signed recipe (DSSE envelope); check it with `fedseed recipe "
+            f"verify {path}` — commands that use recipes accept it once its signer is "
+            "trusted (`fedseed trust add KEY.pub --role publisher`)")
     return parse_recipe(raw, str(path))
 
 
-def _looks_like_envelope(raw: bytes) -> bool:
+def looks_like_envelope(raw: bytes) -> bool:
+    """Whether ``raw`` is a signed envelope (packed, or DSSE JSON) rather than a recipe."""
     if raw[:4] == b"FSP1":  # fedseed.provenance.packed.MAGIC (not imported: fast start)
         return True
     head = raw[:4096]

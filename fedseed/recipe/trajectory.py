@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, StringConstraints, model_validator
 
+from fedseed.defaults import TRAJECTORY
 from fedseed.recipe._base import Seed, StrictModel
 
 MAX_POOL = 4096
@@ -96,12 +97,12 @@ class Trajectory(StrictModel):
     dtype: Literal["float32"] = "float32"
     pool_size: Annotated[int, Field(ge=1, le=MAX_POOL)]
     base_seed: Seed = 0
-    epsilon: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3
-    lr: Annotated[float, Field(gt=0.0, le=10.0)] = 1e-3
-    server_lr: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0
-    steps: Annotated[int, Field(ge=1, le=1_000_000)] = 100
-    seeds_per_step: Annotated[int, Field(ge=1, le=MAX_POOL)] = 1
-    sampling: Literal["uniform", "pro"] = "uniform"
+    epsilon: Annotated[float, Field(gt=0.0, le=1.0)] = TRAJECTORY.epsilon
+    lr: Annotated[float, Field(gt=0.0, le=10.0)] = TRAJECTORY.lr
+    server_lr: Annotated[float, Field(gt=0.0, le=100.0)] = TRAJECTORY.server_lr
+    steps: Annotated[int, Field(ge=1, le=1_000_000)] = TRAJECTORY.steps
+    seeds_per_step: Annotated[int, Field(ge=1, le=MAX_POOL)] = TRAJECTORY.seeds_per_step
+    sampling: Literal["uniform", "pro"] = TRAJECTORY.sampling  # type: ignore[assignment]
     pro_alpha: Annotated[float, Field(ge=0.0, le=100.0)] = 1.0
     coefficients: Annotated[str, _B64] | None = None
     update: SeedUpdate | None = None

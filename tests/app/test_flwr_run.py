@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support import HANG_GUARD
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +41,7 @@ def test_flwr_run_completes_a_local_simulation(tmp_path, quick_recipe):
     try:
         done = subprocess.run(
             [str(Path(sys.executable).parent / "flwr"), "run", ".", "--run-config", config,
-             "--stream"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+             "--stream"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=HANG_GUARD)
     finally:
         stopped = _stop_superlinks_of(tmp_path / "flwr")
 

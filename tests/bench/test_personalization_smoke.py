@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import ASSETS
+from support import ASSETS, HANG_GUARD
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ def smoke(tmp_path_factory):
     done = subprocess.run(
         [sys.executable, "-m", "fedseed", "bench", "personalization",
          "--config", str(ASSETS / "bench-tiny.toml"), "--out", str(out)],
-        capture_output=True, text=True, timeout=280,
+        capture_output=True, text=True, timeout=HANG_GUARD,
         env={**os.environ, "FEDSEED_HOME": str(out / "home")})
     assert done.returncode == 0, done.stderr[-3000:]
     return out, done.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import HANG_GUARD
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +15,7 @@ def test_trajectory_bench_writes_replay_bit_exactness_memory_and_bytes(fedseed, 
     run = fedseed("bench", "trajectory", "--out", str(out), "--repeats", "1", "--recipe",
                   "digits-mlp", "--pool-size", "64", "--memory-recipe", "digits-mlp",
                   "--run-recipe", "digits-mlp", "--run-clients", "2", "--run-rounds", "1",
-                  timeout=280)
+                  timeout=HANG_GUARD)
     assert run.code == 0, run.err[-3000:]
     data = json.loads((out / "trajectory.json").read_text())
     (case,) = data["replay"]

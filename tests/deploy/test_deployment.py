@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT
+from support import HANG_GUARD, ROOT
 
 from fedseed.deploy import add_connection, generate_supernode_key, generate_tls, make_connection
 from fedseed.provenance.keys import generate_key
@@ -42,7 +42,7 @@ def base_env(**extra: str) -> dict[str, str]:
             "FLWR_DISABLE_UPDATE_CHECK": "1", "FLWR_TELEMETRY_ENABLED": "0", **extra}
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 40.0) -> None:
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = HANG_GUARD) -> None:
     """Return once ``port`` accepts connections; fail if ``proc`` dies first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -55,7 +55,7 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 40.
     raise AssertionError(f"nothing listens on port {port} after {timeout:.0f}s")
 
 
-def flwr(*args: str, env: dict[str, str], timeout: float = 60.0
+def flwr(*args: str, env: dict[str, str], timeout: float = HANG_GUARD
          ) -> subprocess.CompletedProcess[str]:
     """Run the ``flwr`` CLI from the repository root."""
     return subprocess.run([str(BIN / "flwr"), *args], cwd=ROOT, env=env, capture_output=True,
@@ -78,7 +78,7 @@ def register(public_key: Path, name: str, env: dict[str, str]) -> int:
     return int(json.loads(done.stdout[done.stdout.index("{"):])["node-id"])
 
 
-def wait_online(nodes: set[int], env: dict[str, str], timeout: float = 40.0) -> None:
+def wait_online(nodes: set[int], env: dict[str, str], timeout: float = HANG_GUARD) -> None:
     """Return once every node in ``nodes`` is online."""
     deadline = time.monotonic() + timeout
     status: dict[int, str] = {}
@@ -159,9 +159,9 @@ def test_flwr_run_on_a_tls_deployment_with_authenticated_supernodes(
 
     # Execute
     config = (f'num-rounds=2 client-trust="store" auto-keys=false fraction=1.0 min-nodes=2 '
-              f'min-replies=2 timeout=120.0 recipe="{quick_recipe}"')
+              f'min-replies=2 timeout=1200.0 recipe="{quick_recipe}"')
     run = flwr("run", ".", CONNECTION, "--run-config", config, "--stream", env=cli_env,
-               timeout=240)
+               timeout=HANG_GUARD)
 
     # Assert: both rounds complete with both devices, and both personalise at the end
     output = run.stdout + run.stderr
@@ -174,7 +174,7 @@ def test_flwr_run_on_a_tls_deployment_with_authenticated_supernodes(
     verify = subprocess.run(
         [sys.executable, "-m", "fedseed", "recipe", "verify", "digits-quick-meta:latest",
          "--role", "server", "--chain"], cwd=tmp_path, capture_output=True, text=True,
-        timeout=120, env=base_env(FEDSEED_HOME=str(server_home)))
+        timeout=HANG_GUARD, env=base_env(FEDSEED_HOME=str(server_home)))
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "lineage: every ancestor verified" in verify.stdout
     # ... and its parents are the two devices' round-2 recipes, signed by their keys
@@ -204,8 +204,8 @@ def test_an_unregistered_supernode_never_joins(tmp_path, processes):
     recipe_key = generate_key("device-1", tmp_path / "device-1-home")
     enroll = subprocess.run(
         ["bash", str(ROOT / "server" / "enroll_device.sh"), "device-1", str(auth.public_key),
-         str(recipe_key.public_path), CONNECTION], capture_output=True, text=True, timeout=60,
-        env={**cli_env, "FEDSEED_HOME": str(server_home)})
+         str(recipe_key.public_path), CONNECTION], capture_output=True, text=True,
+        timeout=HANG_GUARD, env={**cli_env, "FEDSEED_HOME": str(server_home)})
     assert enroll.returncode == 0, enroll.stdout + enroll.stderr
     (registered,) = supernodes(cli_env)
     assert "client" in load_trust(server_home).get(recipe_key.keyid).roles  # type: ignore[union-attr]
@@ -217,7 +217,7 @@ def test_an_unregistered_supernode_never_joins(tmp_path, processes):
     # child behind, to outlive it unstopped.
     rogue = _device(tmp_path, processes, "rogue", port, "digits", "--isolation", "process")
     wait_online({registered}, cli_env)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + HANG_GUARD
     while rogue.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
 
@@ -244,7 +244,7 @@ def test_a_supernode_trusting_another_ca_is_refused_by_tls(tmp_path, processes):
                      "--node-config", "data='digits' key='device-1'"],
         base_env(FLWR_HOME=str(tmp_path / "flwr-device-1"),
                  FEDSEED_HOME=str(tmp_path / "device-1-home")))
-    deadline = time.monotonic() + 40
+    deadline = time.monotonic() + HANG_GUARD
     while device.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
 

@@ -225,3 +225,20 @@ def test_reply_that_changed_an_unassigned_field_is_refused(world, user_examples,
 
     # Assert
     assert judged.reply is None and judged.reason == "wrong assignment"
+
+
+def test_deeply_nested_reply_signed_by_the_node_is_counted_not_raised(world):
+    # Prepare: any node can sign anything with its own key (tofu); a payload of 200,000
+    # nested lists made the recipe reader raise RecursionError out of judge_reply,
+    # which stopped the server's round. Found by `fedseed bench robustness`.
+    from fedseed.provenance.packed import pack
+
+    _, _, client, state = world
+    payload = b"[" * 200_000 + b"]" * 200_000
+    envelope = pack(sign_envelope(Envelope(payload=payload), client.key, client.keyid))
+
+    # Execute
+    judged = _judge(envelope, client.pubkey_pem, state)
+
+    # Assert
+    assert judged.reply is None and judged.reason == "invalid recipe"

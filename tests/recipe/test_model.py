@@ -209,3 +209,28 @@ def test_json_schema_describes_every_section():
     assert {"schema", "task", "architecture", "optimizer", "budget", "evidence",
             "lineage", "search_space"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False
+
+
+def test_diverged_is_written_only_when_true():
+    from support import synthetic_reply
+
+    reply = synthetic_reply({}, 0.5).recipe
+    old = canonical_bytes(reply)  # evidence as written before the field existed
+    diverged = reply.model_copy(update={"evidence": reply.evidence.model_copy(
+        update={"diverged": True})})
+
+    assert b"diverged" not in old and parse_recipe(old).evidence.diverged is False
+    assert b'"diverged":true' in canonical_bytes(diverged)
+    assert parse_recipe(canonical_bytes(diverged)) == diverged
+    with pytest.raises(RecipeError, match="diverged"):
+        parse_recipe(old.replace(b'"best_step"', b'"diverged":"yes","best_step"'))
+
+
+def test_schema_field_spelled_by_its_python_name_is_an_unknown_field():
+    # Found by `fedseed bench robustness`: "schema_" (the attribute name) was read as
+    # "schema", a second spelling of the same recipe outside the published schema.
+    data = canonical_dict(load_builtin("digits-mlp"))
+    data["schema_"] = data.pop("schema")
+
+    with pytest.raises(RecipeError, match="schema_: unknown field"):
+        parse_recipe(json.dumps(data))

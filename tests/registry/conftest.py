@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import ASSETS, ROOT  # noqa: F401  (shared paths)
+from support import ASSETS, HANG_GUARD, ROOT  # noqa: F401  (shared paths)
 
 from fedseed.provenance.envelope import Envelope, sign_envelope
 from fedseed.provenance.keys import KeyInfo, generate_key, list_keys, load_private_key
@@ -208,7 +208,7 @@ def launch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., S
             )
         server = Server(f"http://127.0.0.1:{port}", port, store, process)
         launched.append(server)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + HANG_GUARD
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"registry server exited with {process.returncode}: "
@@ -220,7 +220,8 @@ def launch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., S
                 pass
             time.sleep(0.05)
         server.stop()
-        raise RuntimeError(f"registry server on port {port} not healthy within 30 s")
+        raise RuntimeError(f"registry server on port {port} not healthy within "
+                           f"{HANG_GUARD:.0f} s")
 
     yield start
     for server in launched:

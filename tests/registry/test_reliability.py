@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import HANG_GUARD
 
 from fedseed.provenance.envelope import Envelope
 from fedseed.provenance.trust import TrustStore
@@ -105,7 +106,7 @@ def start_together(commands: list[list[str]]) -> list[subprocess.CompletedProces
                  for c in commands]
     done = []
     for process, command in zip(processes, commands, strict=True):
-        out, err = process.communicate(timeout=180)
+        out, err = process.communicate(timeout=HANG_GUARD)
         done.append(subprocess.CompletedProcess(command, process.returncode, out, err))
     return done
 

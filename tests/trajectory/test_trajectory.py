@@ -28,7 +28,7 @@ def trajectory_recipe(name: str = "digits-mlp", pool: int = 64, seed: int = 0):
     rng = np.random.default_rng(seed)
     coefficients = (rng.standard_normal(pool) * 1e-3).astype(np.float32)
     t = Trajectory(generator_version=torch_version(), pool_size=pool, base_seed=7,
-                   coefficients=encode_floats(coefficients))
+                   seeds_per_step=1, coefficients=encode_floats(coefficients))
     return load_builtin(name).model_copy(update={"trajectory": t})
 
 
@@ -168,7 +168,7 @@ def test_one_client_and_server_lr_1_moves_the_shared_model_like_the_client(digit
     from fedseed.trajectory.zo import zo_train
 
     agg = TrajectoryAggregator(Options(robust=False), pool_size=128, steps=20,
-                               seeds_per_step=4, lr=0.004)
+                               seeds_per_step=4, lr=0.004, server_lr=1.0)
     meta = agg.prepare(load_builtin("digits-mlp"))
     done = zo_train(meta, digits_users[1], seed=3)
     reply = ClientReply(done.recipe, recipe_digest(done.recipe), 1, {})
@@ -181,7 +181,8 @@ def test_one_client_and_server_lr_1_moves_the_shared_model_like_the_client(digit
 
 
 def test_robust_aggregation_bounds_one_huge_update():
-    agg = TrajectoryAggregator(Options(robust=True), pool_size=8)
+    agg = TrajectoryAggregator(Options(robust=True), pool_size=8, seeds_per_step=1,
+                               server_lr=1.0)
     meta = agg.prepare(load_builtin("digits-mlp"))
 
     def reply(i, value):
@@ -219,3 +220,31 @@ def test_meta_recipe_size_does_not_grow_with_the_model():
     # 4,096 float32 coefficients are 21,848 base64 characters; the rest is the recipe.
     assert all(22_000 < s < 25_000 for s in sizes.values()), sizes
     assert abs(sizes["digits-mlp"] - sizes["text-bert-tiny"]) < 1_000
+
+
+def test_a_diverged_zeroth_order_client_reports_it_and_moves_nothing(digits_users):
+    from fedseed.errors import AggregationError
+    from fedseed.recipe.evidence import WORST_LOSS
+    from fedseed.trajectory.zo import zo_train
+
+    agg = TrajectoryAggregator(Options(robust=False), pool_size=64, steps=20, lr=10.0,
+                               server_lr=1.0)
+    meta = agg.prepare(load_builtin("digits-mlp"))
+    done = zo_train(meta, digits_users[2], seed=5)  # lr 10: the loss blows up in a few steps
+    diverged = ClientReply(done.recipe, recipe_digest(done.recipe), 2, {})
+    honest = meta.model_copy(update={"evidence": synthetic_reply({}, 0.5).recipe.evidence,
+                                     "trajectory": meta.trajectory.model_copy(update={
+                                         "coefficients": None, "update": SeedUpdate(
+                                             seeds=encode_indices(np.array([0])),
+                                             sums=encode_floats(np.array([0.01])), steps=1)})})
+
+    nxt, state = agg(meta, [ClientReply(honest, "sha256:" + "1" * 64, 1, {}), diverged],
+                     AggregatorState())
+
+    ev = done.recipe.evidence
+    assert ev.diverged and ev.steps < 20 and ev.final.val_loss == WORST_LOSS
+    assert done.recipe.trajectory.update.sums == ""  # a diverged client moves nothing
+    assert state.values["clients"] == 1  # its weight does not dilute the others' either
+    assert nxt.trajectory.coefficient_array()[0] == pytest.approx(0.01)
+    with pytest.raises(AggregationError, match="diverge"):
+        agg(meta, [diverged], AggregatorState())
