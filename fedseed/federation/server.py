@@ -205,6 +205,10 @@ def judge_reply(
         return Judged(node_id, reason="replayed" if stale or parents else "wrong parent")
     if recipe.evidence is None:
         return Judged(node_id, reason="no evidence")
+    if recipe.evidence.steps > _step_budget(recipe):
+        # More steps than the (assigned, checked below) budget allows: the evidence
+        # contradicts the recipe it comes with.
+        return Judged(node_id, reason="inconsistent evidence")
     if canonical_bytes(recipe) != envelope.payload or recipe.lineage is None \
             or recipe.lineage.producer != kid:
         return Judged(node_id, reason="malformed")
@@ -234,6 +238,13 @@ def _ran(recipe: Recipe, assignment: Mapping[str, Scalar], meta: Recipe) -> bool
     blank = {"search_space": None, "portfolio": None, "evidence": None, "lineage": None}
     return canonical_bytes(_without_numbers(expected).model_copy(update=blank)) == \
         canonical_bytes(_without_numbers(recipe).model_copy(update=blank))
+
+
+def _step_budget(recipe: Recipe) -> int:
+    """The most steps a client may report: its zeroth-order steps for a seed update,
+    else the training budget."""
+    t = recipe.trajectory
+    return t.steps if t is not None and t.update is not None else recipe.budget.max_steps
 
 
 def _without_numbers(recipe: Recipe) -> Recipe:

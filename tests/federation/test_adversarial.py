@@ -242,3 +242,22 @@ def test_deeply_nested_reply_signed_by_the_node_is_counted_not_raised(world):
 
     # Assert
     assert judged.reply is None and judged.reason == "invalid recipe"
+
+
+def test_reply_claiming_more_steps_than_its_budget_is_refused(world, user_examples, tmp_path):
+    # Prepare: an honest run, whose evidence then claims 10x the budgeted steps.
+    from fedseed.recipe import canonical_bytes, parse_recipe
+
+    _, _, client, state = world
+    honest = read_envelope(_train(state, client, user_examples, tmp_path))
+    recipe = parse_recipe(honest.payload)
+    inflated = recipe.model_copy(update={"evidence": recipe.evidence.model_copy(
+        update={"steps": 10 * recipe.budget.max_steps})})
+    envelope = sign_envelope(Envelope(payload=canonical_bytes(inflated)), client.key,
+                             client.keyid).to_json()
+
+    # Execute
+    judged = _judge(envelope, client.pubkey_pem, state)
+
+    # Assert
+    assert judged.reply is None and judged.reason == "inconsistent evidence"
