@@ -30,7 +30,7 @@ from fedseed.bench._mutations import (
 from fedseed.bench._signed_world import World
 from fedseed.provenance._packed_dictionary import DICTIONARY
 from fedseed.provenance.envelope import MAX_SIGNATURES, PAYLOAD_TYPE, Envelope
-from fedseed.provenance.packed import MAGIC, pack
+from fedseed.provenance.packed import MAGIC, _varint, pack  # the format's own encoder
 
 KINDS = ("envelope-dsse", "envelope-packed", "recipe", "client-reply", "meta-recipe")
 
@@ -233,15 +233,6 @@ def _split(packed: bytes) -> tuple[bytes, bytes]:
             break
     header = zlib.decompressobj(-15, zdict=DICTIONARY).decompress(packed[at:at + size])
     return header, packed[at + size:]
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, n = n & 0x7F, n >> 7
-        out.append(low | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def _deflate(text: bytes, level: int = 9, with_dictionary: bool = True,
