@@ -60,6 +60,31 @@ def test_personalize_reads_a_users_text_file(fedseed, tmp_path):
     assert parse_recipe((out / "recipe.json").read_bytes()).evidence.num_examples.train == 28
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_plain_file_is_personalised_without_datasets_pandas_pyarrow_or_scipy(tmp_path,
+                                                                                 suffix):
+    # What the 512 MiB edge bound rests on (docs/results/overhead.md): these imports
+    # cost about 190 MiB resident. Memory itself is the benchmark's to measure.
+    import subprocess
+    import sys
+
+    rows = [(f"{'good' if i % 2 else 'bad'} day {i}", i % 2) for i in range(40)]
+    data = tmp_path / f"mine{suffix}"
+    if suffix == ".csv":
+        data.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
+    else:
+        data.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows))
+    code = ("import json, sys\nfrom fedseed.cli import main\ncode = main(sys.argv[1:])\n"
+            "heavy = ('datasets', 'pandas', 'pyarrow', 'scipy.optimize')\n"
+            "print(json.dumps([code, [m for m in heavy if m in sys.modules]]))")
+    done = subprocess.run([sys.executable, "-c", code, "personalize", "text-bert-tiny",
+                           "--data", str(data), "--out", str(tmp_path / "out"), "-q", *SHORT],
+                          capture_output=True, text=True, timeout=HANG_GUARD, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, []]
+
+
 def test_existing_non_empty_out_needs_force(fedseed, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

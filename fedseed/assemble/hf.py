@@ -6,6 +6,8 @@ recipe's typed config plus the byte tokenizer's special ids.
 
 from __future__ import annotations
 
+import importlib
+import sys
 from typing import Any
 
 import torch
@@ -17,6 +19,7 @@ from fedseed.recipe.task import BOS_ID, EOS_ID, PAD_ID
 
 def build_transformers_model(recipe: Recipe) -> torch.nn.Module:
     """The ``transformers`` model a recipe describes, randomly initialised."""
+    _import_model_base()
     import transformers
 
     arch = recipe.architecture
@@ -44,3 +47,18 @@ def build_transformers_model(recipe: Recipe) -> torch.nn.Module:
     # recipes describe gain nothing measurable from fused kernels on a CPU.
     config._attn_implementation = "eager"
     return auto.from_config(config)
+
+
+def _import_model_base() -> None:
+    """Import transformers' model base (``modeling_utils``) without ``scipy.optimize``.
+
+    The base imports every loss transformers has; the object-detection ones import
+    ``scipy.optimize`` when scipy is installed (it is: scikit-learn needs it), about
+    40 MiB resident that no fedseed architecture uses. It is deferred until called.
+    """
+    if "transformers.modeling_utils" in sys.modules:
+        return
+    from fedseed._internal.memory import deferred_import
+
+    with deferred_import("scipy.optimize"):
+        importlib.import_module("transformers.modeling_utils")
