@@ -51,9 +51,10 @@ SCRIPT = textwrap.dedent('''
                 envelope["payload"] = envelope["payload"][:-8] + "AAAAAAA="
                 values["recipe"] = json.dumps(envelope).encode()
                 return reply
-            if pid == 3:  # silent: answers only once the round is over
+            if pid == 3:  # silent: answers only once the round is over, with nothing
                 while not os.path.exists(closed):
                     time.sleep(0.2)
+                return Message(RecordDict(), reply_to=msg)
             return real.train(msg, context)
 
         @faulty.evaluate()
