@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedseed.data.examples import Examples, split_examples
 from fedseed.data.local import check_examples, load_examples
@@ -19,7 +19,9 @@ from fedseed.recipe.codec import canonical_bytes, recipe_digest
 from fedseed.recipe.derive import child_recipe
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.search import Scalar, apply_assignment
-from fedseed.train.loop import ProgressFn, TrainResult
+
+if TYPE_CHECKING:  # torch loads with training, after the inputs were checked
+    from fedseed.train.loop import ProgressFn, TrainResult
 
 WEIGHTS_FILE = "model.safetensors"
 RECIPE_FILE = "recipe.json"

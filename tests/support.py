@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from warm_cli import warm_parent
+
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -29,11 +31,17 @@ class Run:
 
 
 def run_fedseed(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-                timeout: float = HANG_GUARD) -> Run:
-    """Run the ``fedseed`` CLI as a user does, in a subprocess; ``env`` adds variables."""
+                timeout: float = HANG_GUARD, cold: bool = False) -> Run:
+    """Run the ``fedseed`` CLI as a user does, in a process of its own; ``env`` adds
+    variables. The process is forked from a parent that has torch and friends imported
+    (tests/warm_cli.py); ``cold`` starts a fresh ``python -m fedseed`` instead, for
+    tests of what a cold start does."""
+    environment = {**os.environ, **(env or {})}
+    if not cold:
+        code, out, err = warm_parent().run(list(args), cwd, environment, timeout)
+        return Run(code, out, err)
     done = subprocess.run([sys.executable, "-m", "fedseed", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+                          capture_output=True, text=True, timeout=timeout, env=environment)
     return Run(done.returncode, done.stdout, done.stderr)
 
 

@@ -60,6 +60,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def check_output_folder(path: Path, *, overwrite: bool = False) -> None:
+    """Refuse an output folder :func:`atomic_directory` would refuse, before any work:
+    a file, a non-empty folder without ``overwrite``, or a missing parent."""
+    if path.exists():
+        if not path.is_dir():
+            raise OutputError(f"{path}: exists and is not a folder")
+        if any(path.iterdir()) and not overwrite:
+            raise OutputError(f"{path}: folder is not empty; choose another --out or pass --force")
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: parent folder {path.parent} does not exist")
+
+
 @contextlib.contextmanager
 def atomic_directory(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder next to ``path``; rename it onto ``path`` on success.
@@ -69,14 +81,8 @@ def atomic_directory(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
     data. ``path`` must not exist, or be an empty folder, unless ``overwrite`` is set. On
     any exception the temporary folder is removed and ``path`` is left as it was.
     """
-    if path.exists():
-        if not path.is_dir():
-            raise OutputError(f"{path}: exists and is not a folder")
-        if any(path.iterdir()) and not overwrite:
-            raise OutputError(f"{path}: folder is not empty; choose another --out or pass --force")
+    check_output_folder(path, overwrite=overwrite)
     parent = path.parent
-    if not parent.is_dir():
-        raise OutputError(f"{path}: parent folder {parent} does not exist")
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
     try:
         yield tmp

@@ -86,8 +86,9 @@ def targets(payload: dict[str, Any]) -> list[str]:
             lines.append(
                 f"- **20% Byzantine, {row['aggregator']}**: robust {_fmt(row['robust'])} vs clean "
                 f"{_fmt(row['clean'])} ({drop:+.1f} points; target within 2): "
-                f"{'met' if drop <= 2 else 'missed'}; without robust aggregation "
-                f"{_fmt(row['naive'])}.")
+                f"{'met' if drop <= 2 else 'missed'}"
+                + (f"; without robust aggregation {_fmt(row['naive'])}." if "naive" in row
+                   else "."))
     if head is not None and any(m["method"] == "fedseed-trajectory" for m in head["methods"]):
         shared, tuned = _method(head, "fedseed-trajectory"), _method(head, "fedseed-trajectory+ft")
         fedavg_ft = _method(head, "fedavg+ft")
@@ -163,8 +164,9 @@ def markdown(payload: dict[str, Any]) -> str:
                     "| aggregator | Byzantine users | clean | robust aggregation | "
                     "without robust aggregation |", "|---|---:|---:|---:|---:|"]
             for row in s["poisoning"]:
+                naive = _fmt(row["naive"]) if "naive" in row else "not run"
                 out.append(f"| {row['aggregator']} | {row['byzantine']} | {_fmt(row['clean'])} "
-                           f"| {_fmt(row['robust'])} | {_fmt(row['naive'])} |")
+                           f"| {_fmt(row['robust'])} | {naive} |")
             out.append("")
         if s.get("warm_start"):
             w = s["warm_start"]

@@ -39,7 +39,10 @@ def personalize_cmd(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
 ) -> None:
     """Train a recipe on local data; write personalised weights and a client recipe."""
+    from fedseed._internal.atomic import check_output_folder
     from fedseed._internal.memory import return_freed_memory
+
+    check_output_folder(out, overwrite=force)  # refused in a blink, before torch loads
     from fedseed.personalize import RECIPE_FILE, WEIGHTS_FILE, personalize
 
     return_freed_memory()  # the edge bound: docs/results/overhead.md

@@ -15,11 +15,12 @@ from fedseed.recipe import parse_recipe
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory, quick_recipe):
     """One federation, run as a user resumes one: round 1 (no final personalization),
-    then ``--resume`` to round 2 with it. FedEx, so the portfolio path runs too. Every
-    test below reads this one run instead of starting its own."""
+    then ``--resume`` to round 2 with it. FedEx, so the portfolio path runs too, and
+    the Adam warm start. Every test below reads this one run instead of starting its
+    own."""
     home = tmp_path_factory.mktemp("federation") / "sim"
     common = ["--clients", "4", "--fraction", "1.0", "--recipe", str(quick_recipe),
-              "--aggregator", "fedex", "--home", str(home)]
+              "--aggregator", "fedex", "--warm-start", "--home", str(home)]
     first = run_fedseed("simulate", "--rounds", "1", "--no-final", *common)
     assert first.code == 0, first.err[-3000:]
     after_first = json.loads((home / "report.json").read_text())
@@ -87,6 +88,15 @@ def test_portfolio_aggregator_runs_through_the_real_apps(federation):
 
     assert meta.portfolio is not None and meta.portfolio.stage == 2
     assert abs(sum(c.weight for c in meta.portfolio.candidates) - 1) < 1e-6
+
+
+@pytest.mark.slow
+def test_warm_start_pools_the_clients_adam_moments_into_the_meta_recipe(federation):
+    # Round 2's clients started Adam from the moments round 1 pooled (the apps accepted
+    # every reply of both rounds, so the warm-started recipe trained and verified).
+    warm = federation["meta"].warm_start
+
+    assert warm is not None and len(warm.second_moment_rms) > 0
 
 
 def test_resume_without_an_earlier_run_is_bad_input(fedseed, tmp_path):
