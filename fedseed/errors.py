@@ -31,6 +31,10 @@ class DataError(FedseedError):
     """Local data is missing, unreadable, or does not fit the recipe."""
 
 
+class BaseNotFound(DataError):
+    """A recipe names a pretrained base that is not in this device's base store."""
+
+
 class OutputError(FedseedError):
     """An output path cannot be written as asked (exists, not a folder, ...)."""
 
@@ -73,6 +77,7 @@ class AggregationError(FedseedError):
 __all__ = [
     "AggregationError",
     "ArchitectureError",
+    "BaseNotFound",
     "DataError",
     "FedseedError",
     "OutputError",

@@ -18,16 +18,25 @@ from fedseed.recipe.model import Recipe
 if TYPE_CHECKING:
     import torch
 
+    from fedseed.bases.store import BaseStore
 
-def assemble(recipe: Recipe) -> torch.nn.Module:
-    """Build the model ``recipe`` describes, with deterministic random weights; a
-    recipe with trajectory coefficients is then replayed to its shared model."""
+
+def assemble(recipe: Recipe, bases: BaseStore | None = None) -> torch.nn.Module:
+    """Build the model ``recipe`` describes, with deterministic random weights, then
+    the weights of its pretrained base (``init.base``, resolved and verified in
+    ``bases``, default ``$FEDSEED_HOME/bases``); a recipe with trajectory
+    coefficients is then replayed to its shared model (from the base: w0 = base)."""
     import torch
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.init.seed)
         model = _build(recipe)
     model = model.to(torch.float32)
+    if recipe.init.base is not None:
+        from fedseed.bases.load import load_base
+        from fedseed.bases.store import BaseStore
+
+        load_base(model, (bases or BaseStore.default()).resolve(recipe.init.base))
     if recipe.trajectory is not None and recipe.trajectory.coefficients is not None:
         from fedseed.trajectory.replay import apply_trajectory
 

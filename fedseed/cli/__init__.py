@@ -13,6 +13,7 @@ import sys
 import typer
 
 from fedseed.cli import (  # noqa: F401
+    base,
     bench,
     commands,
     deploy,
@@ -36,6 +37,7 @@ app.add_typer(keys.trust_app, name="trust")
 app.add_typer(registry.app, name="registry")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(bench.app, name="bench")
+app.add_typer(base.app, name="base")
 app.command("assemble")(commands.assemble_cmd)
 app.command("personalize")(commands.personalize_cmd)
 app.command("demo")(commands.demo_cmd)

@@ -47,6 +47,10 @@ def personalize_cmd(
 
     return_freed_memory()  # the edge bound: docs/results/overhead.md
     recipe = use_recipe(ref)
+    if recipe.init.base is not None:  # a missing or altered base: refused before training
+        from fedseed.bases.store import BaseStore
+
+        BaseStore.default().resolve(recipe.init.base)
     assignment = parse_assignments(set_)
     with _progress_bar(recipe.task.metric, quiet) as on_step:
         done = personalize(recipe, data, out, text_column=text_column,

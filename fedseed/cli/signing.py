@@ -221,6 +221,8 @@ def lineage(
         where = f"round {lin.round}, {lin.method}" if lin else "root"
         if lin is not None and lin.producer:
             where += f", producer {lin.producer[:12]}"
+        if r.init.base is not None:
+            where += f", base {r.init.base[:19]}"
         again = " (shown above)" if node.seen_before else ""
         signer = ", ".join(k[:12] for k in node.keyids) or "-"
         return f"{node.digest[:19]}  {r.name}  signed by {signer}  {where}{again}"

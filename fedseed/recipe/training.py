@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, model_validator
+from pydantic import (
+    Discriminator,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from fedseed.recipe._base import (
     MAX_STEPS,
+    Digest,
     LearningRate,
     PositiveSteps,
     Probability,
@@ -22,10 +29,24 @@ AdamEps = Annotated[float, Field(gt=0.0, le=1e-2)]
 
 
 class Init(StrictModel):
-    """Random initialisation: ``seed`` drives weights, batch order and dropout."""
+    """Initialisation: ``seed`` drives weights, batch order and dropout.
+
+    ``base`` optionally names a pretrained base checkpoint by digest (a safetensors
+    file, or a local Hugging Face model folder; see docs/bases.md): its tensors replace
+    the random ones of the same name. Absent, it is left out of the canonical bytes, so
+    recipes without a base keep their digests.
+    """
 
     seed: Seed = 0
     scheme: Literal["default"] = "default"
+    base: Digest | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_base(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("base") is None:
+            data.pop("base", None)
+        return data
 
 
 class AdamW(StrictModel):
