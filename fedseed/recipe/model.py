@@ -16,8 +16,9 @@ from fedseed.recipe._base import Name, ShortText, StrictModel
 from fedseed.recipe.architecture import Architecture
 from fedseed.recipe.evidence import Evidence, Lineage
 from fedseed.recipe.portfolio import Portfolio, WarmStart
+from fedseed.recipe.projection import Projection
 from fedseed.recipe.search import SearchSpace
-from fedseed.recipe.task import ByteTokenizer, Task
+from fedseed.recipe.task import Task, Tokenizer
 from fedseed.recipe.training import Budget, Init, Optimizer, Schedule, Split
 from fedseed.recipe.trajectory import Trajectory
 
@@ -27,6 +28,7 @@ SCHEMA_VERSION: Literal["fedseed.recipe/v1"] = "fedseed.recipe/v1"
 _FITS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "torch:mlp": (frozenset({"classification"}), frozenset({"tabular", "image"})),
     "torch:cnn": (frozenset({"classification"}), frozenset({"image"})),
+    "torch:ngram-bag": (frozenset({"classification"}), frozenset({"text"})),
     "transformers:bert": (frozenset({"classification"}), frozenset({"text"})),
     "transformers:distilbert": (frozenset({"classification"}), frozenset({"text"})),
     "transformers:gpt2": (
@@ -34,6 +36,17 @@ _FITS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"text"}),
     ),
 }
+
+#: The architecture each tokenizer kind feeds (every other architecture takes bytes).
+_NGRAM_ARCHITECTURE = "torch:ngram-bag"
+
+
+def _check_tokenizer_pairing(architecture: str, kind: str) -> None:
+    if (architecture == _NGRAM_ARCHITECTURE) != (kind == "hashed-ngrams"):
+        wanted = "hashed-ngrams" if architecture == _NGRAM_ARCHITECTURE else "bytes"
+        raise ValueError(f"tokenizer.kind '{kind}' cannot feed architecture {architecture}; "
+                         f"use tokenizer.kind '{wanted}'")
+
 
 class Recipe(StrictModel):
     """How to build and train a model, and (for replies) what happened when it ran.
@@ -46,7 +59,7 @@ class Recipe(StrictModel):
     description: ShortText | None = None
     task: Task
     architecture: Architecture
-    tokenizer: ByteTokenizer | None = None
+    tokenizer: Tokenizer | None = None
     init: Init = Init()
     optimizer: Optimizer
     schedule: Schedule = Schedule()
@@ -56,6 +69,7 @@ class Recipe(StrictModel):
     portfolio: Portfolio | None = None
     warm_start: WarmStart | None = None
     trajectory: Trajectory | None = None
+    projection: Projection | None = None
     evidence: Evidence | None = None
     lineage: Lineage | None = None
 
@@ -80,6 +94,7 @@ class Recipe(StrictModel):
         if self.task.modality == "text":
             if self.tokenizer is None:
                 raise ValueError("a text recipe needs a tokenizer section")
+            _check_tokenizer_pairing(key, self.tokenizer.kind)
             vocab = getattr(arch.config, "vocab_size", None)
             if vocab is not None and vocab < self.tokenizer.vocab_size:
                 raise ValueError(
