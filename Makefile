@@ -41,6 +41,10 @@ bench-setup:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq fortunes; \
 	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq fortunes; \
 	  else echo "bench: $(FORTUNES) is missing; install Debian's 'fortunes' package" >&2; exit 2; fi; }
+	@command -v bible >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bible-kjv; \
+	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq bible-kjv; \
+	  else echo "bench: the 'bible' program is missing; install Debian's 'bible-kjv' package" >&2; exit 2; fi; }
 
 bench: $(STAMP) bench-setup
 	$(BIN)/fedseed bench overhead --out docs/results
@@ -48,6 +52,7 @@ bench: $(STAMP) bench-setup
 	$(BIN)/fedseed bench trajectory --out docs/results
 	$(BIN)/fedseed bench personalization --out docs/results
 	$(BIN)/fedseed bench robustness --out docs/results
+	$(BIN)/fedseed bench pretrained-base --out docs/results
 
 lint: $(STAMP)
 	$(BIN)/ruff check fedseed tests

@@ -152,3 +152,21 @@ def robustness(
                 f"{http['schema_violations']}, blobs stored by refused requests "
                 f"{http['blobs']['stored_by_refused']}\n"
                 "wrote " + ", ".join(result["written"]), highlight=False)
+
+
+@app.command("pretrained-base")
+def pretrained_base(
+    out: Path = typer.Option(Path("docs/results"),
+                             help="Folder for pretrained_base.{json,md,png}."),
+    seconds: float = typer.Option(240.0, min=1.0, max=86_400, help="Pretraining wall clock."),
+    corpus: Path = typer.Option(None, help="Corpus text (default: the KJV Bible exported "
+                                "from Debian's bible-kjv to $FEDSEED_HOME/corpora)."),
+) -> None:
+    """text-bert-tiny pretrained on the KJV Bible, then fortunes-10 from scratch vs base."""
+    from fedseed.bench import pretrained_base as bench
+
+    result = bench.run(out, seconds, corpus)
+    runs = result["personalize"]
+    console.out(f"base {result['base']}: test accuracy scratch "
+                f"{runs['scratch']['test_accuracy']:.3f}, base {runs['base']['test_accuracy']:.3f}"
+                f"; wrote {out}/pretrained_base.{{json,md,png}}", highlight=False)
