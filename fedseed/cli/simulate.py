@@ -49,6 +49,13 @@ def simulate_cmd(
                                  "pro (seeds that moved the model are drawn more)."),
     server_lr: float = typer.Option(None, min=1e-9, max=100, show_default=str(T.server_lr),
                                     help="trajectory: multiplies the clients' mean update."),
+    trajectory_method: str = typer.Option(None, show_default="zeroth-order",
+                                          help="trajectory: zeroth-order (FedKSeed) or "
+                                          "first-order (seed projection, Ferret)."),
+    projection_k: int = typer.Option(None, min=1, max=65536, show_default="1024",
+                                     help="first-order: coefficients per round (K)."),
+    projection_lr: float = typer.Option(None, min=1e-9, max=100, show_default="1.0",
+                                        help="first-order: server learning rate."),
     fraction: float = typer.Option(0.5, min=0.0001, max=1.0, help="Share of nodes per round."),
     max_steps: int = typer.Option(0, min=0, help="Override the recipe's max_steps (0: keep)."),
     seed: int = typer.Option(0, min=0, help="Partition and sampling seed."),
@@ -66,7 +73,9 @@ def simulate_cmd(
     given = {name: value for name, value in (
         ("pool_size", pool_size), ("zo_steps", zo_steps), ("zo_lr", zo_lr),
         ("seeds_per_step", seeds_per_step), ("sampling", sampling),
-        ("server_lr", server_lr)) if value is not None}
+        ("server_lr", server_lr), ("trajectory_method", trajectory_method),
+        ("projection_k", projection_k), ("projection_lr", projection_lr))
+        if value is not None}
     if mode != "trajectory" and given:
         options = ", ".join("--" + name.replace("_", "-") for name in given)
         raise FedseedError(f"{options}: trajectory settings, but --mode is '{mode}'; add "
@@ -84,7 +93,8 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
              budget_from_curves: bool = True, warm_start: bool = False, mode: str = "recipes",
              pool_size: int = T.pool_size, zo_steps: int = T.steps, zo_lr: float = T.lr,
              seeds_per_step: int = T.seeds_per_step, sampling: str = T.sampling,
-             server_lr: float = T.server_lr, max_steps: int = 0,
+             server_lr: float = T.server_lr, trajectory_method: str = "zeroth-order",
+             projection_k: int = 1024, projection_lr: float = 1.0, max_steps: int = 0,
              seed: int = 0, home: Path | None = None, parallel: int = 2, final: bool = True,
              show_clients: bool = False, lineage: bool = False, resume: bool = False) -> None:
     """Run and print a simulated federation (shared by ``simulate`` and ``demo``)."""
@@ -109,6 +119,10 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
     # own folder then holds its verified payload as a plain recipe file.
     resolved = resolve_trusted(recipe, load_trust())
     named = resolved.recipe
+    if named.init.base is not None:  # every node resolves it; refuse a missing one once
+        from fedseed.bases.store import BaseStore
+
+        BaseStore.default().resolve(named.init.base)
     if dataset == "fortunes":  # fail now, with the install hint, not in every node
         from fedseed.data.fortunes import load_fortunes
 
@@ -133,7 +147,9 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
         robust=robust, budget_from_curves=budget_from_curves, warm_start=warm_start,
         mode=mode, pool_size=pool_size, zo_steps=zo_steps, zo_lr=zo_lr,  # type: ignore[arg-type]
         seeds_per_step=seeds_per_step, sampling=sampling, server_lr=server_lr,
-        client_trust="tofu", auto_keys=True, registry=str(home / "registry"), seed=seed,
+        trajectory_method=trajectory_method, projection_k=projection_k,
+        projection_lr=projection_lr, client_trust="tofu", auto_keys=True,
+        registry=str(home / "registry"), seed=seed,
         max_steps=max_steps, final_personalization=final, resume=resume,
     )
     # Settings are checked before anything is written. Simulated clients and the
@@ -144,8 +160,9 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
         atomic_write_bytes(plain, canonical_bytes(named))
         cfg = replace(cfg, recipe=str(plain))
     os.environ["FEDSEED_HOME"] = str(home)
-    what = (f"trajectory mode, {pool_size} seeds" if mode == "trajectory"
-            else f"aggregator {aggregator}")
+    what = (f"aggregator {aggregator}" if mode != "trajectory"
+            else f"first-order trajectory, K = {projection_k}"
+            if trajectory_method == "first-order" else f"trajectory mode, {pool_size} seeds")
     console.out(f"fedseed simulate: {clients} clients, {rounds} rounds, {recipe} on {dataset} "
                 f"({partitioner}{f' alpha {alpha}' if partitioner == 'dirichlet' else ''}), "
                 f"{what}; state in {home}", highlight=False)
