@@ -202,3 +202,12 @@ def test_federation_message_names_the_base_by_digest_only(base_file: Path):
         corrupt = BaseStore.default().resolve(digest).path
         corrupt.write_bytes(corrupt.read_bytes()[:-1] + b"\0")
         assemble(tiny(digest))
+
+
+def test_simulate_refuses_a_missing_base_before_any_node(fedseed, tmp_path: Path):
+    missing = "sha256:" + "ef" * 32
+    recipe = write_recipe(tmp_path / "r.json", tiny(missing))
+    run = fedseed("simulate", "--recipe", str(recipe), "--dataset", "toy-text",
+                  "--clients", "2", "--rounds", "1", "--home", str(tmp_path / "run"))
+    assert run.code == 2 and missing in run.err
+    assert not (tmp_path / "run").exists()
