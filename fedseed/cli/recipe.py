@@ -109,7 +109,7 @@ def show(
         table.add_row("lineage", f"{lin.method}, round {lin.round}, parents "
                       + (", ".join(p[:19] for p in lin.parents) or "none"))
     if recipe.init.base is not None:
-        table.add_row("base", f"{recipe.init.base} (pretrained; resolved from the base store)")
+        table.add_row("base", f"{recipe.init.base} (pretrained, from the base store)")
     table.add_row("size", f"{len(canonical_bytes(recipe)):,} bytes (canonical)")
     table.add_row("digest", recipe_digest(recipe))
     if signature is not None:
