@@ -24,6 +24,7 @@ from fedseed.federation.client import (
     load_identity,
     node_examples,
     train_round,
+    use_registry,
     verify_meta,
     weights_path_for,
 )
@@ -49,7 +50,9 @@ def _refuse(msg: Message, code: int, error: FedseedError) -> Message:
 
 
 def _config(context: Context, run_config: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return context.run_config if run_config is None else run_config
+    config = context.run_config if run_config is None else run_config
+    use_registry(str(config.get("registry", "")) or None)  # a projection chain's source
+    return config
 
 
 def train(msg: Message, context: Context, run_config: Mapping[str, Any] | None = None

@@ -112,7 +112,12 @@ def run_federation(grid: Grid, cfg: FederationConfig,
     registry = open_registry(cfg.registry or None, registry_trust)
     options = Options(robust=cfg.robust, budget_from_curves=cfg.budget_from_curves,
                       warm_start=cfg.warm_start, seed=cfg.seed)
-    if cfg.mode == "trajectory":
+    if cfg.mode == "trajectory" and cfg.trajectory_method == "first-order":
+        from fedseed.meta.projection import ProjectionAggregator
+
+        aggregate: Any = ProjectionAggregator(options, total_k=cfg.projection_k,
+                                              server_lr=cfg.projection_lr)
+    elif cfg.mode == "trajectory":
         from fedseed.meta import TrajectoryAggregator
 
         aggregate: Any = TrajectoryAggregator(

@@ -231,7 +231,8 @@ def _run(cfg, clients: int, parallel: int, on_event):  # type: ignore[no-untyped
         server_app=make_server_app(cfg, on_event, results),
         # The nodes partition what the server was told to federate.
         client_app=make_client_app({"dataset": cfg.dataset, "partitioner": cfg.partitioner,
-                                    "alpha": cfg.alpha, "seed": cfg.seed}),
+                                    "alpha": cfg.alpha, "seed": cfg.seed,
+                                    "registry": cfg.registry}),
         num_supernodes=clients,
         backend_config=backend_config(parallel),
     )

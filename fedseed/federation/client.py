@@ -113,6 +113,8 @@ def train_round(meta: VerifiedRecipe, assignment_json: str, examples: Examples,
     assignment = json.loads(assignment_json) if assignment_json else {}
     if meta.recipe.trajectory is not None:
         return _zo_round(meta, examples, identity, weights_path)
+    if meta.recipe.projection is not None:
+        return _fo_round(meta, examples, identity, weights_path)
     done = personalize_examples(meta.recipe, examples, assignment=assignment or None,
                                 method="client")
     child = done.recipe
@@ -157,19 +159,84 @@ def _zo_round(meta: VerifiedRecipe, examples: Examples, identity: Identity,
                             "train-seconds": ev.wall_seconds}
 
 
+#: Shared models this process already rebuilt (a device keeps ``w_r`` between rounds).
+_CHAINS = None
+#: Where missed meta-recipes are fetched from (the run config's ``registry``; None:
+#: the default registry in ``$FEDSEED_HOME``, where the server publishes by default).
+_REGISTRY: str | None = None
+
+
+def use_registry(location: str | None) -> None:
+    """Fetch missed meta-recipes of a projection chain from ``location``."""
+    global _REGISTRY
+    _REGISTRY = location or None
+
+
+def projected_shared_model(recipe: Any) -> Any:
+    """``w_r`` of a first-order projection meta-recipe: from this process's cache, else
+    by replaying the chain of meta-recipes the server published (verified: each one
+    must be signed by a key trusted for the ``server`` role)."""
+    from fedseed.provenance.trust import load_trust
+    from fedseed.provenance.verify import verify_envelope
+    from fedseed.registry.client import open_registry
+    from fedseed.trajectory.chain import ChainCache, shared_model
+
+    global _CHAINS
+    if _CHAINS is None:
+        _CHAINS = ChainCache()
+    trust = load_trust()
+    registry = open_registry(_REGISTRY, trust)
+
+    def fetch(digest: str) -> Any:
+        return verify_envelope(registry.fetch(digest), trust, role="server",
+                               source=f"meta-recipe {digest}").recipe
+
+    return shared_model(recipe, fetch, _CHAINS)
+
+
+def _fo_round(meta: VerifiedRecipe, examples: Examples, identity: Identity,
+              weights_path: Path | None) -> tuple[bytes, dict[str, float]]:
+    """First-order seed projection: train from ``w_r``, upload the coefficients."""
+    from fedseed.provenance.envelope import sign_envelope
+    from fedseed.recipe.codec import canonical_bytes
+    from fedseed.trajectory.first_order import fo_train
+
+    replayed = projected_shared_model(meta.recipe)
+    done = fo_train(meta.recipe, replayed.model, examples)
+    child = done.recipe
+    assert child.lineage is not None and child.evidence is not None
+    child = child.model_copy(update={"lineage": child.lineage.model_copy(
+        update={"producer": identity.keyid})})
+    if weights_path is not None:
+        _keep_weights(done.model, weights_path, child)
+    envelope = sign_envelope(Envelope(payload=canonical_bytes(child)), identity.key,
+                             identity.keyid)
+    ev = child.evidence
+    return pack(envelope), {"num-examples": float(ev.num_examples.train),
+                            "val-metric": ev.final.val_metric, "steps": float(ev.steps),
+                            "train-seconds": ev.wall_seconds,
+                            "replayed-rounds": float(replayed.rounds),
+                            "fetched-bytes": float(replayed.fetched_bytes),
+                            "replay-seconds": round(replayed.seconds, 3)}
+
+
 def final_round(meta: VerifiedRecipe, baseline: VerifiedRecipe, examples: Examples,
                 weights_path: Path | None) -> dict[str, float]:
     """Personalise from the final meta-recipe and from the round-0 recipe; test both."""
     from fedseed.personalize import personalize_examples
 
-    tuned = personalize_examples(meta.recipe, examples, method="personalize")
+    start = None
+    if meta.recipe.projection is not None:  # fine-tune from the replayed shared model
+        start = projected_shared_model(meta.recipe).model.state_dict()
+    tuned = personalize_examples(meta.recipe, examples, method="personalize",
+                                 initial_state=start)
     base = personalize_examples(baseline.recipe, examples, method="personalize")
     if weights_path is not None:
         _keep_weights(tuned.result.model, weights_path, tuned.recipe)
     t_ev, b_ev = tuned.recipe.evidence, base.recipe.evidence
     assert t_ev is not None and b_ev is not None
     shared = {}
-    if meta.recipe.trajectory is not None:  # the replayed shared model, before tuning
+    if meta.recipe.trajectory is not None or meta.recipe.projection is not None:
         shared = {"test-metric-shared": shared_test_metric(meta.recipe, examples)}
     return {**shared, "test-metric-meta": t_ev.final.test_metric or 0.0,
             "test-metric-baseline": b_ev.final.test_metric or 0.0,
@@ -187,7 +254,9 @@ def shared_test_metric(recipe: Any, examples: Examples) -> float:
 
     splits = split_examples(examples, recipe.split)
     part = splits.test if len(splits.test) else splits.validation
-    _, metric = evaluate(assemble(recipe), to_tensors(part, recipe), recipe)
+    model = (projected_shared_model(recipe).model if recipe.projection is not None
+             else assemble(recipe))
+    _, metric = evaluate(model, to_tensors(part, recipe), recipe)
     return float(metric)
 
 
@@ -204,4 +273,5 @@ def _keep_weights(model: Any, path: Path, recipe: Any) -> None:
 
 
 __all__ = ["Identity", "final_round", "load_identity", "node_examples",
-           "train_round", "verify_meta", "weights_path_for"]
+           "projected_shared_model", "train_round", "use_registry", "verify_meta",
+           "weights_path_for"]

@@ -69,6 +69,10 @@ class FederationConfig:
     seeds_per_step: int = TRAJECTORY.seeds_per_step
     sampling: str = TRAJECTORY.sampling
     server_lr: float = TRAJECTORY.server_lr
+    # First-order seed projection (Ferret): mode trajectory, trajectory-method first-order.
+    trajectory_method: str = "zeroth-order"
+    projection_k: int = 1024
+    projection_lr: float = 1.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -102,6 +106,10 @@ class FederationConfig:
              "seeds-per-step must be 1..pool-size"),
             (self.sampling in ("uniform", "pro"), "sampling must be uniform or pro"),
             (0 < self.server_lr <= 100, "server-lr must be in (0, 100]"),
+            (self.trajectory_method in ("zeroth-order", "first-order"),
+             "trajectory-method must be zeroth-order or first-order"),
+            (1 <= self.projection_k <= 65_536, "projection-k must be 1..65536"),
+            (0 < self.projection_lr <= 100, "projection-lr must be in (0, 100]"),
         ]
         for ok, message in checks:
             if not ok:
@@ -116,6 +124,18 @@ class FederationConfig:
                 verb = "applies" if len(changed) == 1 else "apply"
                 raise FedseedError(f"federation config: {keys} {verb} only to mode "
                                    "'trajectory'; set mode = 'trajectory' or drop it")
+        else:
+            # Each trajectory method reads its own settings; the other's are refused.
+            other = ZO_FIELDS if self.trajectory_method == "first-order" else FO_FIELDS
+            changed = [name for name in other
+                       if getattr(self, name) != getattr(FederationConfig, name)]
+            if changed:
+                keys = ", ".join(n.replace("_", "-") for n in changed)
+                wanted = "zeroth-order" if self.trajectory_method == "first-order" \
+                    else "first-order"
+                raise FedseedError(f"federation config: {keys} only apply to "
+                                   f"trajectory-method {wanted}; drop them or set "
+                                   f"trajectory-method = '{wanted}'")
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> FederationConfig:
@@ -130,9 +150,12 @@ class FederationConfig:
         return cls(**values)
 
 
+#: Settings that only the zeroth-order / the first-order trajectory method reads.
+ZO_FIELDS = ("pool_size", "zo_steps", "zo_lr", "zo_epsilon", "seeds_per_step",
+             "sampling", "server_lr")
+FO_FIELDS = ("projection_k", "projection_lr")
 #: Settings that only mode ``trajectory`` reads.
-TRAJECTORY_FIELDS = ("pool_size", "zo_steps", "zo_lr", "zo_epsilon", "seeds_per_step",
-                     "sampling", "server_lr")
+TRAJECTORY_FIELDS = (*ZO_FIELDS, "trajectory_method", *FO_FIELDS)
 
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 

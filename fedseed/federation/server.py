@@ -250,6 +250,9 @@ def _step_budget(recipe: Recipe) -> int:
 def _without_numbers(recipe: Recipe) -> Recipe:
     """The recipe with its trajectory's coefficients and update blanked: a client
     reply carries an update instead of its parent's coefficients."""
+    if recipe.projection is not None:  # a reply answers the next round's bases
+        recipe = recipe.model_copy(update={"projection": recipe.projection.model_copy(
+            update={"coefficients": None, "update": None, "round": 0, "previous": None})})
     if recipe.trajectory is None:
         return recipe
     return recipe.model_copy(update={"trajectory": recipe.trajectory.model_copy(
