@@ -56,10 +56,14 @@ def parameter_count(recipe: Recipe) -> int:
 def _build(recipe: Recipe) -> torch.nn.Module:
     arch = recipe.architecture
     if arch.family == "torch":
-        from fedseed.assemble.torch_nets import CNN, MLP
+        from fedseed.assemble.torch_nets import CNN, MLP, NgramBag
 
         builders = {"mlp": MLP, "cnn": CNN}
         assert recipe.task.num_labels is not None  # the recipe validator guarantees it
+        if arch.name == "ngram-bag":
+            assert recipe.tokenizer is not None  # the recipe validator guarantees it
+            return NgramBag(arch.config, recipe.tokenizer.vocab_size,  # type: ignore[arg-type]
+                            recipe.task.num_labels)
         return builders[arch.name](arch.config, recipe.task.num_labels)  # type: ignore[arg-type]
     if arch.family == "transformers":
         from fedseed.assemble.hf import build_transformers_model

@@ -1,11 +1,11 @@
-"""Built-in small torch architectures: an MLP and a CNN."""
+"""Built-in small torch architectures: an MLP, a CNN and a hashed n-gram bag."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from fedseed.recipe.architecture import CNNConfig, MLPConfig
+from fedseed.recipe.architecture import CNNConfig, MLPConfig, NgramBagConfig
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
@@ -57,3 +57,27 @@ class CNN(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits of shape ``(batch, num_labels)`` from ``(batch, C, H, W)`` images."""
         return self.head(self.features(images))
+
+
+class NgramBag(nn.Module):
+    """fastText-style classifier (Joulin et al., 2017, "Bag of Tricks for Efficient Text
+    Classification"): the mean of the embeddings of a text's hashed n-gram ids
+    (padding id 0 excluded), then dropout and a linear head.
+
+    The embedding starts uniform in ``±1/dim`` (fastText's initialisation) with a zero
+    padding row; the head starts as ``nn.Linear`` does.
+    """
+
+    def __init__(self, config: NgramBagConfig, num_embeddings: int, num_labels: int) -> None:
+        super().__init__()
+        self.embedding = nn.EmbeddingBag(num_embeddings, config.dim, mode="mean", padding_idx=0)
+        if self.embedding.weight.device.type != "meta":
+            with torch.no_grad():
+                self.embedding.weight.uniform_(-1.0 / config.dim, 1.0 / config.dim)
+                self.embedding.weight[0].zero_()
+        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+        self.head = nn.Linear(config.dim, num_labels)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Logits of shape ``(batch, num_labels)`` from padded ``(batch, tokens)`` ids."""
+        return self.head(self.dropout(self.embedding(input_ids)))

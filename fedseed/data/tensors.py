@@ -1,7 +1,9 @@
 """Turning examples into the tensors a recipe's model eats.
 
-Text goes through the byte-level tokenizer (:class:`fedseed.recipe.task.ByteTokenizer`):
-UTF-8 bytes shifted by three special ids, so no vocabulary travels with a recipe.
+Text goes through the recipe's tokenizer: byte-level
+(:class:`fedseed.recipe.task.ByteTokenizer`, UTF-8 bytes shifted by three special
+ids) or hashed n-grams (:mod:`fedseed.data.ngrams`); either way no vocabulary
+travels with a recipe.
 """
 
 from __future__ import annotations
@@ -49,7 +51,12 @@ def to_tensors(examples: Examples, recipe: Recipe) -> Batch:
         assert recipe.tokenizer is not None and examples.texts is not None
         if task.kind == "language-modeling":
             return _lm_chunks(examples, recipe.tokenizer)
-        ids, mask = _classification_ids(examples.texts, recipe.tokenizer)
+        if recipe.tokenizer.kind == "hashed-ngrams":
+            from fedseed.data.ngrams import ngram_ids
+
+            ids, mask = _pad([ngram_ids(t, recipe.tokenizer) for t in examples.texts])
+        else:
+            ids, mask = _classification_ids(examples.texts, recipe.tokenizer)
         out = {"input_ids": ids, "attention_mask": mask}
     else:
         assert examples.features is not None
@@ -67,10 +74,16 @@ def to_tensors(examples: Examples, recipe: Recipe) -> Batch:
 
 def _classification_ids(texts: tuple[str, ...], tokenizer: ByteTokenizer
                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    return _pad([[BOS_ID, *encode_text(t, tokenizer)][: tokenizer.max_length] for t in texts])
+
+
+def _pad(encoded: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id lists with ``PAD_ID`` (0, for either tokenizer) into ids and a mask.
+
+    Pad to the longest sequence present, not to max_length: short texts train faster.
+    """
     import torch
 
-    encoded = [[BOS_ID, *encode_text(t, tokenizer)][: tokenizer.max_length] for t in texts]
-    # Pad to the longest sequence present, not to max_length: short texts train faster.
     width = max(1, max(len(e) for e in encoded))
     ids = torch.full((len(encoded), width), PAD_ID, dtype=torch.long)
     mask = torch.zeros((len(encoded), width), dtype=torch.long)

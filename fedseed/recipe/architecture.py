@@ -1,6 +1,6 @@
 """Architectures a recipe can name, each with a closed, bounded config.
 
-Two families: ``torch`` (small built-in nets: ``mlp``, ``cnn``) and
+Two families: ``torch`` (small built-in nets: ``mlp``, ``cnn``, ``ngram-bag``) and
 ``transformers`` (``bert``, ``distilbert``, ``gpt2``, built with ``from_config`` and
 random initialisation, never from a hub). Configs are typed here rather than passed
 through as free dicts so that a misspelt key or an absurd size is rejected when the
@@ -51,6 +51,17 @@ class CNNConfig(StrictModel):
                 "pooling stages; use fewer channels entries"
             )
         return self
+
+
+class NgramBagConfig(StrictModel):
+    """A fastText-style bag of hashed n-grams: ``EmbeddingBag(mean) -> dropout -> Linear``.
+
+    The embedding has one row per id of the recipe's ``hashed-ngrams`` tokenizer
+    (``buckets + 1``; row 0 is padding and stays zero), ``dim`` columns each.
+    """
+
+    dim: Annotated[int, Field(ge=2, le=1024)] = 32
+    dropout: DropoutRate = 0.0
 
 
 class BertConfigSpec(StrictModel):
@@ -136,6 +147,14 @@ class TorchCNN(StrictModel):
     config: CNNConfig
 
 
+class TorchNgramBag(StrictModel):
+    """Built-in hashed n-gram classifier (``family: torch, name: ngram-bag``)."""
+
+    family: Literal["torch"] = "torch"
+    name: Literal["ngram-bag"] = "ngram-bag"
+    config: NgramBagConfig = NgramBagConfig()
+
+
 class Bert(StrictModel):
     """BERT encoder from ``transformers`` (``family: transformers, name: bert``)."""
 
@@ -164,6 +183,7 @@ class GPT2(StrictModel):
 ARCHITECTURES: dict[str, type[StrictModel]] = {
     "torch:mlp": TorchMLP,
     "torch:cnn": TorchCNN,
+    "torch:ngram-bag": TorchNgramBag,
     "transformers:bert": Bert,
     "transformers:distilbert": DistilBert,
     "transformers:gpt2": GPT2,
@@ -181,6 +201,7 @@ def _architecture_tag(value: Any) -> str | None:
 Architecture = Annotated[
     Annotated[TorchMLP, Tag("torch:mlp")]
     | Annotated[TorchCNN, Tag("torch:cnn")]
+    | Annotated[TorchNgramBag, Tag("torch:ngram-bag")]
     | Annotated[Bert, Tag("transformers:bert")]
     | Annotated[DistilBert, Tag("transformers:distilbert")]
     | Annotated[GPT2, Tag("transformers:gpt2")],

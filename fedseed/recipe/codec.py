@@ -24,8 +24,9 @@ from fedseed.recipe.model import Recipe
 MAX_RECIPE_BYTES = 1 << 20
 
 _UNION_TAGS = frozenset(
-    {"torch:mlp", "torch:cnn", "transformers:bert", "transformers:distilbert",
-     "transformers:gpt2", "adamw", "adam", "sgd", "log_uniform", "uniform", "choice"}
+    {"torch:mlp", "torch:cnn", "torch:ngram-bag", "transformers:bert", "transformers:distilbert",
+     "transformers:gpt2", "bytes", "hashed-ngrams", "adamw", "adam", "sgd", "log_uniform",
+     "uniform", "choice"}
 )
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from fedseed.recipe._base import StrictModel
 
@@ -75,4 +75,72 @@ class ByteTokenizer(StrictModel):
         return BYTE_VOCAB_SIZE
 
 
-Tokenizer = ByteTokenizer
+#: Bounds of the hashed n-gram tokenizer: buckets (ids ``1..buckets``; 0 is padding).
+MIN_BUCKETS, MAX_BUCKETS = 16, 1 << 24
+NgramRange = tuple[Annotated[int, Field(ge=1, le=8)], Annotated[int, Field(ge=1, le=8)]]
+
+
+class HashedNgramTokenizer(StrictModel):
+    """Hashed word and character n-grams, in the style of fastText (Joulin et al., 2017).
+
+    A text becomes a bag of ids: each word n-gram (orders ``word_ngrams``) and each
+    character n-gram of a ``<word>`` (lengths ``char_ngrams``) is hashed with BLAKE2b
+    into one of ``buckets`` ids. The hashing is defined in
+    :mod:`fedseed.data.ngrams` and ``docs/recipes.md``: deterministic in every process
+    and on every platform, and nothing has to be downloaded or travel. Id 0 is
+    padding; at most ``max_tokens`` ids are kept per text.
+    """
+
+    kind: Literal["hashed-ngrams"] = "hashed-ngrams"
+    buckets: Annotated[int, Field(ge=MIN_BUCKETS, le=MAX_BUCKETS)] = 1 << 16
+    word_ngrams: NgramRange | None = (1, 2)
+    char_ngrams: NgramRange | None = (2, 4)
+    lowercase: bool = True
+    max_tokens: Annotated[int, Field(ge=8, le=65_536)] = 1024
+
+    @model_validator(mode="after")
+    def _check(self) -> HashedNgramTokenizer:
+        for name in ("word_ngrams", "char_ngrams"):
+            span = getattr(self, name)
+            if span is not None and span[0] > span[1]:
+                raise ValueError(f"tokenizer.{name} [{span[0]}, {span[1]}] is inverted; "
+                                 "write [low, high] with low <= high")
+        if self.word_ngrams is None and self.char_ngrams is None:
+            raise ValueError("tokenizer: word_ngrams and char_ngrams are both null; "
+                             "set at least one of them")
+        return self
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids the tokenizer can emit (the buckets plus padding)."""
+        return self.buckets + 1
+
+    @property
+    def max_length(self) -> int:
+        """Most ids per text (``max_tokens``), the byte tokenizer's name for it."""
+        return self.max_tokens
+
+
+#: Every tokenizer kind a recipe may name.
+TOKENIZERS: dict[str, type[StrictModel]] = {
+    "bytes": ByteTokenizer,
+    "hashed-ngrams": HashedNgramTokenizer,
+}
+
+
+def _tokenizer_tag(value: Any) -> str | None:
+    kind = value.get("kind", "bytes") if isinstance(value, dict) else getattr(value, "kind", None)
+    return kind if kind in TOKENIZERS else None
+
+
+Tokenizer = Annotated[
+    Annotated[ByteTokenizer, Tag("bytes")]
+    | Annotated[HashedNgramTokenizer, Tag("hashed-ngrams")],
+    Discriminator(
+        _tokenizer_tag,
+        custom_error_type="unknown_tokenizer",
+        custom_error_message="unknown tokenizer kind; supported kinds are "
+        + ", ".join(TOKENIZERS),
+    ),
+]
+"""Tagged union of the tokenizers, discriminated by ``kind`` (``bytes`` if absent)."""

@@ -17,10 +17,10 @@ from fedseed.recipe import (
     recipe_from_dict,
 )
 
-BUILTINS = ["charlm-gpt2-tiny", "digits-mlp", "image-cnn-small", "text-bert-tiny"]
+BUILTINS = ["charlm-gpt2-tiny", "digits-mlp", "image-cnn-small", "text-bert-tiny", "text-ngram"]
 
 
-def test_builtin_recipes_are_the_four_named_ones():
+def test_builtin_recipes_are_the_five_named_ones():
     assert builtin_names() == BUILTINS
 
 
