@@ -94,12 +94,33 @@ def trajectory(
     run_rounds: int = typer.Option(3, min=1, max=100, help="Rounds of each federation."),
     run_pool_size: int = typer.Option(512, min=1, max=4096, help="K of the trajectory run."),
     communication: bool = typer.Option(True, help="Run the communication federations."),
+    first_order: bool = typer.Option(False, help="Only the first-order seed projection "
+                                     "vs FedAvg comparison on digits "
+                                     "(trajectory_first_order.{json,md,png})."),
+    fo_users: int = typer.Option(20, min=2, max=200, help="first-order: users."),
+    fo_rounds: int = typer.Option(20, min=1, max=200, help="first-order: rounds."),
+    fo_k: int = typer.Option(1024, min=1, max=65536, help="first-order: K per round."),
+    fo_server_lr: float = typer.Option(3.0, min=1e-6, max=100, help="first-order: server lr."),
+    fo_fedavg: bool = typer.Option(True, help="first-order: also run Flower FedAvg."),
 ) -> None:
     """Seed trajectories: replay time, bit-exact replay, client memory vs first-order,
     meta-recipe bytes on the wire, and communication over a run against FedAvg."""
     from fedseed.bench import trajectory as bench
     from fedseed.errors import FedseedError
     from fedseed.recipe.builtin import resolve_recipe
+
+    if first_order:
+        from fedseed.bench import first_order as fo
+
+        settings_fo = fo.FirstOrderSettings(users=fo_users, rounds=fo_rounds, k=fo_k,
+                                            server_lr=fo_server_lr, fedavg=fo_fedavg)
+        with console.status("first-order seed projection") as status:
+            done = fo.run(out, settings_fo, on_step=lambda text: status.update(text))
+        for t in done["targets"]:
+            console.out(f"{t['target']}: {'met' if t['met'] else 'missed'} ({t['value']})",
+                        highlight=False)
+        console.out("wrote " + ", ".join(done["written"]), highlight=False)
+        return
 
     if any(not 1 <= k <= 4096 for k in pool_size):
         raise FedseedError(f"--pool-size {pool_size}: every K must be in 1..4096")
