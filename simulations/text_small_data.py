@@ -13,6 +13,11 @@ Run from the repository root::
 
     .venv/bin/python simulations/text_small_data.py            # writes docs/results/
     .venv/bin/python simulations/text_small_data.py --quick    # a smoke run, 300 rows
+    .venv/bin/python simulations/text_small_data.py --reuse text-bert-tiny
+
+``--reuse NAME`` takes NAME's result from the existing ``text_small_data.json`` when
+it was measured with the same derived recipe (same digest) on the same rows, and
+records that it was reused.
 
 Needs ``apt-get install fortunes``. Absolute times depend on the machine.
 """
@@ -35,7 +40,7 @@ import numpy as np
 from fedseed.data.examples import Examples, split_examples
 from fedseed.data.fortunes import load_fortunes
 from fedseed.recipe.builtin import load_builtin
-from fedseed.recipe.codec import canonical_dict, canonical_json, read_recipe_file
+from fedseed.recipe.codec import canonical_dict, canonical_json, read_recipe_file, recipe_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 CATEGORIES, PER_CATEGORY = 10, 300
@@ -115,10 +120,24 @@ def sklearn_baselines(train: Examples, test: Examples) -> dict[str, float]:
     return scores
 
 
+def _previous(folder: Path, name: str, digest: str, rows: int) -> dict[str, object] | None:
+    path = folder / "text_small_data.json"
+    if not path.is_file():
+        return None
+    old = json.loads(path.read_text())
+    entry = old.get("fedseed", {}).get(name)
+    if entry is None or entry.get("recipe_digest") != digest or old["data"]["rows"] != rows:
+        print(f"{name}: no reusable result in {path}; running it", flush=True)
+        return None
+    return dict(entry)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="30 rows per category, 30 steps")
     parser.add_argument("--out", type=Path, default=ROOT / "docs/results")
+    parser.add_argument("--reuse", action="append", default=[], choices=RECIPES,
+                        help="reuse this recipe's result from --out if its digest matches")
     args = parser.parse_args(argv)
     per_category = 30 if args.quick else PER_CATEGORY
     max_steps = 30 if args.quick else None
@@ -127,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, object] = {
         "data": {"source": "Debian fortunes (/usr/share/games/fortunes)",
                  "categories": names, "rows": len(texts), "per_category": per_category},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_1min_at_start": round(os.getloadavg()[0], 1)},
     }
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -136,7 +156,13 @@ def main(argv: list[str] | None = None) -> int:
         fedseed: dict[str, object] = {}
         for name in RECIPES:
             recipe_path = derived_recipe(name, tmp, CATEGORIES, max_steps)
-            fedseed[name] = run_personalize(recipe_path, data, tmp / f"out-{name}")
+            digest = recipe_digest(read_recipe_file(recipe_path))
+            previous = _previous(args.out, name, digest, len(texts)) if name in args.reuse else None
+            if previous is not None:
+                fedseed[name] = {**previous, "reused": True}
+            else:
+                fedseed[name] = {**run_personalize(recipe_path, data, tmp / f"out-{name}"),
+                                 "recipe_digest": digest}
             print(name, fedseed[name], flush=True)
         recipe = read_recipe_file(recipe_path)
     examples = Examples(source="fortunes10", texts=tuple(texts), labels=np.asarray(labels))
@@ -144,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     results["split"] = {"train": len(splits.train), "validation": len(splits.validation),
                         "test": len(splits.test), "seed": recipe.split.seed}
     results["fedseed"] = fedseed
+    results["machine"]["load_average_1min_at_end"] = round(os.getloadavg()[0], 1)  # type: ignore[index]
     results["sklearn"] = sklearn_baselines(splits.train, splits.test)
     print(results["sklearn"], flush=True)
     if not args.quick:

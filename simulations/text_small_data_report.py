@@ -22,6 +22,10 @@ def render(results: dict[str, Any]) -> str:
     """The Markdown page."""
     fed, sk = results["fedseed"], results["sklearn"]
     ngram, bert = fed["text-ngram"], fed["text-bert-tiny"]
+
+    def mark(run: dict[str, Any]) -> str:
+        return " (*reused*)" if run.get("reused") else ""
+
     best_name = max(sk, key=sk.get)
     best = sk[best_name]
     split = results["split"]
@@ -37,14 +41,19 @@ def render(results: dict[str, Any]) -> str:
         "",
         "Command: `.venv/bin/python simulations/text_small_data.py` (needs "
         "`apt-get install fortunes`). Machine: "
-        f"{results['machine']['cpus']} CPUs, shared with other jobs while this ran, so "
-        "wall times are upper bounds.",
+        f"{results['machine']['cpus']} CPUs, shared with other jobs while this ran (1-minute "
+        f"load average {results['machine'].get('load_average_1min_at_start', '?')} at the "
+        f"start, {results['machine'].get('load_average_1min_at_end', '?')} at the end), so "
+        "wall times are upper bounds. A result marked *reused* comes from an earlier run "
+        "of the same derived recipe (same digest) on the same rows.",
         "",
         "| method | test accuracy | wall (s) |",
         "|---|---:|---:|",
-        f"| fedseed personalize text-ngram (10 labels) | {ngram['test_accuracy']:.3f} | "
+        f"| fedseed personalize text-ngram (10 labels){mark(ngram)} | "
+        f"{ngram['test_accuracy']:.3f} | "
         f"{ngram['wall_s']:.1f} |",
-        f"| fedseed personalize text-bert-tiny (10 labels) | {bert['test_accuracy']:.3f} | "
+        f"| fedseed personalize text-bert-tiny (10 labels){mark(bert)} | "
+        f"{bert['test_accuracy']:.3f} | "
         f"{bert['wall_s']:.1f} |",
     ]
     for name, score in sk.items():
