@@ -199,3 +199,32 @@ def test_robust_aggregation_clips_one_huge_reply():
     nxt, state = agg(meta, replies, AggregatorState())
     assert np.allclose(decode_floats(nxt.projection.coefficients), 1.0)
     assert state.values["clipped"] == 1 and nxt.projection.previous == recipe_digest(meta)
+
+
+def test_a_new_device_catches_up_from_the_registry_with_server_signed_links(tmp_path,
+                                                                            monkeypatch):
+    from fedseed.federation import client
+    from fedseed.provenance.envelope import Envelope, sign_envelope
+    from fedseed.provenance.keys import export_public, generate_key, load_private_key
+    from fedseed.provenance.trust import load_trust, save_trust
+    from fedseed.registry.client import open_registry
+
+    generate_key("srv")
+    key, kid = load_private_key("srv")
+    trust, _ = load_trust().add(export_public("srv"), "server", "srv")
+    trust, _ = trust.add(export_public("srv"), "publisher", "srv")
+    save_trust(trust)
+    registry = open_registry(str(tmp_path / "reg"), trust)
+    chain = _chain(2)
+    for meta in chain:
+        registry.publish(sign_envelope(Envelope(payload=canonical_bytes(meta)), key, kid),
+                         name="digits-mlp-meta")
+    monkeypatch.setattr(client, "_CHAINS", None)
+    client.use_registry(str(tmp_path / "reg"))
+    caught = client.projected_shared_model(chain[-1])
+    assert caught.rounds == 2
+    assert caught.fetched_bytes == sum(len(canonical_bytes(m)) for m in chain[:-1])
+    expected = shared_model(chain[-1], {recipe_digest(m): m for m in chain}.__getitem__)
+    assert state_dict_digest(caught.model) == state_dict_digest(expected.model)
+    assert client.projected_shared_model(chain[-1]).rounds == 0  # kept in this process
+    client.use_registry(None)
