@@ -106,6 +106,8 @@ def _markdown(p: dict[str, Any]) -> str:
     gain = b["test_accuracy"] - s["test_accuracy"]
     verdict = (f"The base helps: +{gain:.3f} test accuracy." if gain > 0.02 else
                f"The base does not help measurably ({gain:+.3f} test accuracy).")
+    seen = pre["steps"] * pre["settings"]["batch_size"] * 127 / sum(
+        c["bytes"] for c in pre["corpus"])
     curve = ", ".join(f"{step}: {loss:.3f}" for step, loss in pre["curve"][:: max(1, len(
         pre["curve"]) // 12)])
     return f"""# Pretrained base: text-bert-tiny on the King James Bible, then fortunes
@@ -134,7 +136,10 @@ text-bert-tiny recipe with `num_labels` 10 (chance {p["task"]["chance"]:.2f}); o
 {_row("scratch", s)}
 {_row("base", b)}
 
-{verdict}
+{verdict} The base saw {pre["steps"] * pre["settings"]["batch_size"]:,} windows of 127
+bytes, about {seen:.0%} of the corpus once, and ended at a held-out masked-byte loss of
+{pre["val_loss"]:.2f} nats (uniform: 5.545). A longer `--seconds` (a new cached base) is the
+first thing to try.
 
 Machine: {p["machine"]}. Times depend on the machine and on what else runs on it.
 """
