@@ -44,11 +44,12 @@ def kjv_corpus(path: Path) -> Path:
     return path
 
 
-def fortunes_csv(path: Path) -> dict[str, int]:
-    """Write the 10-category fortunes CSV (text, label); return rows per category."""
-    from fedseed.data.fortunes import load_fortunes
+def fortunes_csv(path: Path, directory: Path | None = None) -> dict[str, int]:
+    """Write the 10-category fortunes CSV (text, label) from ``directory`` (Debian's
+    fortunes by default); return rows per category."""
+    from fedseed.data.fortunes import FORTUNES_DIR, load_fortunes
 
-    users = load_fortunes(max_users=CATEGORIES)
+    users = load_fortunes(directory or FORTUNES_DIR, max_users=CATEGORIES)
     counts = {}
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
