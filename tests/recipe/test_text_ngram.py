@@ -103,12 +103,12 @@ def test_personalize_text_ngram_end_to_end(fedseed, tmp_path):
     out = tmp_path / "out"
 
     run = fedseed("personalize", "text-ngram", "--data", "toy-text", "--out", str(out),
-                  "--set", "budget.max_steps=40", "--set", "budget.eval_every=20")
+                  "--set", "budget.max_steps=20", "--set", "budget.eval_every=10")
 
     assert run.code == 0, run.err
     child = parse_recipe((out / "recipe.json").read_bytes())
     assert child.tokenizer.kind == "hashed-ngrams"
-    assert child.evidence.steps == 40
+    assert child.evidence.steps == 20
     # toy-text is separable by its words: a working bag of n-grams learns it.
     assert child.evidence.final.test_metric >= 0.9
     assert (out / "model.safetensors").stat().st_size > 4 * 65537 * 32
