@@ -21,7 +21,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import select
 import shutil
 import signal
 import socket
@@ -151,13 +150,16 @@ class WarmParent:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.connect(self.socket)
             conn.sendall((json.dumps(request) + "\n").encode())
+            # One buffered reader for both lines: the status may arrive in the same
+            # packet as the pid, so waiting on the raw socket could miss it.
+            conn.settimeout(timeout)
             reader = conn.makefile("r")
             pid = int(reader.readline())
-            ready, _, _ = select.select([conn], [], [], timeout)
-            if not ready:
+            try:
+                line = reader.readline()
+            except TimeoutError:
                 os.kill(pid, signal.SIGKILL)
-                raise subprocess.TimeoutExpired(["fedseed", *args], timeout)
-            line = reader.readline()
+                raise subprocess.TimeoutExpired(["fedseed", *args], timeout) from None
         if not line:
             raise RuntimeError(f"the warm CLI parent died: {self.log.read_text()[-2000:]}")
         try:

@@ -107,8 +107,6 @@ def train_round(meta: VerifiedRecipe, assignment_json: str, examples: Examples,
                 identity: Identity, weights_path: Path | None) -> tuple[bytes, dict[str, float]]:
     """Run the assigned configuration; return the signed client recipe and metrics."""
     from fedseed.personalize import personalize_examples
-    from fedseed.provenance.envelope import sign_envelope
-    from fedseed.recipe.codec import canonical_bytes
 
     assignment = json.loads(assignment_json) if assignment_json else {}
     if meta.recipe.trajectory is not None:
@@ -117,19 +115,27 @@ def train_round(meta: VerifiedRecipe, assignment_json: str, examples: Examples,
         return _fo_round(meta, examples, identity, weights_path)
     done = personalize_examples(meta.recipe, examples, assignment=assignment or None,
                                 method="client")
-    child = done.recipe
+    return signed_reply(done.recipe, done.result.model, identity, weights_path)
+
+
+def signed_reply(child: Any, model: Any, identity: Identity, weights_path: Path | None,
+                 extra: dict[str, float] | None = None) -> tuple[bytes, dict[str, float]]:
+    """The client recipe stamped with this node as producer, signed and packed, and the
+    round metrics; the weights stay on the node (``weights_path``), in every mode."""
+    from fedseed.provenance.envelope import sign_envelope
+    from fedseed.recipe.codec import canonical_bytes
+
     assert child.lineage is not None and child.evidence is not None
     child = child.model_copy(update={"lineage": child.lineage.model_copy(
         update={"producer": identity.keyid})})
     if weights_path is not None:
-        _keep_weights(done.result.model, weights_path, child)
+        _keep_weights(model, weights_path, child)
     envelope = sign_envelope(Envelope(payload=canonical_bytes(child)), identity.key,
                              identity.keyid)
     ev = child.evidence
-    assert ev is not None
-    metrics = {"num-examples": float(ev.num_examples.train), "val-metric": ev.final.val_metric,
-               "steps": float(ev.steps), "train-seconds": ev.wall_seconds}
-    return pack(envelope), metrics
+    return pack(envelope), {"num-examples": float(ev.num_examples.train),
+                            "val-metric": ev.final.val_metric, "steps": float(ev.steps),
+                            "train-seconds": ev.wall_seconds, **(extra or {})}
 
 
 def _zo_round(meta: VerifiedRecipe, examples: Examples, identity: Identity,
@@ -137,26 +143,13 @@ def _zo_round(meta: VerifiedRecipe, examples: Examples, identity: Identity,
     """Seed-trajectory mode: zeroth-order steps from the replayed shared model."""
     import hashlib
 
-    from fedseed.provenance.envelope import sign_envelope
-    from fedseed.recipe.codec import canonical_bytes
     from fedseed.trajectory.zo import zo_train
 
     # Seed draws differ per device and per meta-recipe, and repeat for the same pair.
     seed = int.from_bytes(hashlib.sha256(f"{identity.keyid}|{meta.digest}".encode())
                           .digest()[:8], "big") >> 1
     done = zo_train(meta.recipe, examples, seed=seed)
-    child = done.recipe
-    assert child.lineage is not None and child.evidence is not None
-    child = child.model_copy(update={"lineage": child.lineage.model_copy(
-        update={"producer": identity.keyid})})
-    if weights_path is not None:
-        _keep_weights(done.model, weights_path, child)
-    envelope = sign_envelope(Envelope(payload=canonical_bytes(child)), identity.key,
-                             identity.keyid)
-    ev = child.evidence
-    return pack(envelope), {"num-examples": float(ev.num_examples.train),
-                            "val-metric": ev.final.val_metric, "steps": float(ev.steps),
-                            "train-seconds": ev.wall_seconds}
+    return signed_reply(done.recipe, done.model, identity, weights_path)
 
 
 #: Shared models this process already rebuilt (a device keeps ``w_r`` between rounds).
@@ -197,27 +190,14 @@ def projected_shared_model(recipe: Any) -> Any:
 def _fo_round(meta: VerifiedRecipe, examples: Examples, identity: Identity,
               weights_path: Path | None) -> tuple[bytes, dict[str, float]]:
     """First-order seed projection: train from ``w_r``, upload the coefficients."""
-    from fedseed.provenance.envelope import sign_envelope
-    from fedseed.recipe.codec import canonical_bytes
     from fedseed.trajectory.first_order import fo_train
 
     replayed = projected_shared_model(meta.recipe)
     done = fo_train(meta.recipe, replayed.model, examples)
-    child = done.recipe
-    assert child.lineage is not None and child.evidence is not None
-    child = child.model_copy(update={"lineage": child.lineage.model_copy(
-        update={"producer": identity.keyid})})
-    if weights_path is not None:
-        _keep_weights(done.model, weights_path, child)
-    envelope = sign_envelope(Envelope(payload=canonical_bytes(child)), identity.key,
-                             identity.keyid)
-    ev = child.evidence
-    return pack(envelope), {"num-examples": float(ev.num_examples.train),
-                            "val-metric": ev.final.val_metric, "steps": float(ev.steps),
-                            "train-seconds": ev.wall_seconds,
-                            "replayed-rounds": float(replayed.rounds),
-                            "fetched-bytes": float(replayed.fetched_bytes),
-                            "replay-seconds": round(replayed.seconds, 3)}
+    return signed_reply(done.recipe, done.model, identity, weights_path, extra={
+        "replayed-rounds": float(replayed.rounds),
+        "fetched-bytes": float(replayed.fetched_bytes),
+        "replay-seconds": round(replayed.seconds, 3)})
 
 
 def final_round(meta: VerifiedRecipe, baseline: VerifiedRecipe, examples: Examples,
