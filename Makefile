@@ -14,7 +14,6 @@ export TRANSFORMERS_OFFLINE := 1
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
@@ -22,8 +21,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/fedseed demo
 
-# The 15 slowest tests are printed at the end: anyone can see where the time goes.
+# Lint and types first (seconds), then the suite; the 15 slowest tests are printed at
+# the end: anyone can see where the time goes.
 test: $(STAMP)
+	$(BIN)/ruff check fedseed tests
+	$(BIN)/mypy fedseed
 	$(BIN)/python -m pytest -q --durations=15
 
 # The suite with every core kept busy by a CPU hog (a slow, cold machine): it must stay
@@ -56,6 +58,7 @@ bench: $(STAMP) bench-setup
 
 lint: $(STAMP)
 	$(BIN)/ruff check fedseed tests
+	$(BIN)/mypy fedseed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -18,7 +18,8 @@ from fedseed.data.local import check_examples, load_examples
 from fedseed.recipe.codec import canonical_bytes, recipe_digest
 from fedseed.recipe.derive import child_recipe
 from fedseed.recipe.model import Recipe
-from fedseed.recipe.search import Scalar, apply_assignment
+from fedseed.recipe.overrides import apply_assignment
+from fedseed.recipe.search import Scalar
 
 if TYPE_CHECKING:  # torch loads with training, after the inputs were checked
     from fedseed.train.loop import ProgressFn, TrainResult

@@ -54,7 +54,7 @@ def synthetic_reply(assignment: dict, val_loss: float, *, node: int = 0, n_train
     from fedseed.recipe import load_builtin
     from fedseed.recipe.codec import recipe_digest
     from fedseed.recipe.evidence import CurvePoint, Evidence, ExampleCounts, FinalMetrics, Lineage
-    from fedseed.recipe.search import apply_assignment
+    from fedseed.recipe.overrides import apply_assignment
 
     ran = apply_assignment(load_builtin("digits-mlp"), {**assignment, "budget.max_steps": steps}
                            if "budget.max_steps" not in assignment else assignment)

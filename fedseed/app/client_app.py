@@ -5,19 +5,25 @@ Node config (``flower-supernode --node-config``): ``data`` (path to the device's
 CSV/JSONL/Parquet/save_to_disk data), ``key`` (name of its signing key under
 ``$FEDSEED_HOME/keys``), optional ``text-column`` and ``label-column``. Simulated nodes
 get ``partition-id``/``num-partitions`` from Flower and a key made on first use.
+
+A user's own ClientApp can wrap the same round logic with its own data:
+``make_client_app(examples=...)`` takes in-memory :class:`~fedseed.data.examples.Examples`,
+or a callable that returns a node's examples from its Flower ``Context``; ``train`` and
+``evaluate`` take the same ``examples`` argument (docs/library.md).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedseed.app.wire import bytes_field, metric_record, record
-from fedseed.errors import FedseedError
+from fedseed.data.examples import Examples
+from fedseed.errors import DataError, FedseedError
 from fedseed.federation import protocol
 from fedseed.federation.client import (
     final_round,
@@ -35,7 +41,11 @@ log = logging.getLogger(__name__)
 #: Error codes a client replies with instead of a recipe.
 REFUSED, FAILED = 403, 500
 
-def _identity(context: Context):  # type: ignore[no-untyped-def]
+#: A node's data: its examples, or a function of its Flower context that returns them.
+ExamplesSource = Examples | Callable[[Context], Examples]
+
+
+def _identity(context: Context):
     config = context.node_config
     if "key" in config:
         return load_identity(str(config["key"]))
@@ -55,8 +65,24 @@ def _config(context: Context, run_config: Mapping[str, Any] | None) -> Mapping[s
     return config
 
 
-def train(msg: Message, context: Context, run_config: Mapping[str, Any] | None = None
-          ) -> Message:
+def _examples(context: Context, run_config: Mapping[str, Any] | None,
+              examples: ExamplesSource | None, recipe: Any) -> Examples:
+    """The node's examples: given in memory, by the caller's function, or from the
+    node and run config (a device's files, a simulated partition)."""
+    config = _config(context, run_config)  # also names a projection chain's registry
+    if isinstance(examples, Examples):
+        return examples
+    if examples is not None:
+        found = examples(context)
+        if not isinstance(found, Examples):
+            raise DataError(f"the ClientApp's examples function returned "
+                            f"{type(found).__name__}, not fedseed Examples")
+        return found
+    return node_examples(context.node_config, config, recipe)
+
+
+def train(msg: Message, context: Context, run_config: Mapping[str, Any] | None = None,
+          examples: ExamplesSource | None = None) -> Message:
     """One round: verify, train the assigned configuration, sign the client recipe."""
     values = record(msg)
     try:
@@ -65,10 +91,9 @@ def train(msg: Message, context: Context, run_config: Mapping[str, Any] | None =
         return _refuse(msg, REFUSED, e)
     try:
         identity = _identity(context)
-        examples = node_examples(context.node_config, _config(context, run_config),
-                                 meta.recipe)
+        data = _examples(context, run_config, examples, meta.recipe)
         envelope, metrics = train_round(meta, str(values.get(protocol.ASSIGNMENT, "")),
-                                        examples, identity, weights_path_for(context.node_id))
+                                        data, identity, weights_path_for(context.node_id))
     except FedseedError as e:
         return _refuse(msg, FAILED, e)
     content = RecordDict({
@@ -79,8 +104,8 @@ def train(msg: Message, context: Context, run_config: Mapping[str, Any] | None =
     return Message(content, reply_to=msg)
 
 
-def evaluate(msg: Message, context: Context, run_config: Mapping[str, Any] | None = None
-             ) -> Message:
+def evaluate(msg: Message, context: Context, run_config: Mapping[str, Any] | None = None,
+             examples: ExamplesSource | None = None) -> Message:
     """Final personalization: from the last meta-recipe and from the round-0 recipe."""
     values = record(msg)
     try:
@@ -90,26 +115,31 @@ def evaluate(msg: Message, context: Context, run_config: Mapping[str, Any] | Non
     except FedseedError as e:
         return _refuse(msg, REFUSED, e)
     try:
-        examples = node_examples(context.node_config, _config(context, run_config),
-                                 meta.recipe)
-        metrics = final_round(meta, baseline, examples, weights_path_for(context.node_id))
+        data = _examples(context, run_config, examples, meta.recipe)
+        metrics = final_round(meta, baseline, data, weights_path_for(context.node_id))
     except FedseedError as e:
         return _refuse(msg, FAILED, e)
     return Message(RecordDict({protocol.METRICS: metric_record(metrics)}), reply_to=msg)
 
 
-def make_client_app(run_config: Mapping[str, Any] | None = None) -> ClientApp:
-    """The fedseed ClientApp; ``run_config`` replaces the run's config when given (an
-    in-process simulation has no Flower run config to carry the data set's name)."""
+def make_client_app(run_config: Mapping[str, Any] | None = None,
+                    examples: ExamplesSource | None = None) -> ClientApp:
+    """The fedseed ClientApp.
+
+    ``run_config`` replaces the run's config when given (an in-process simulation has
+    no Flower run config to carry the data set's name). ``examples``: the node's data
+    in memory, or a function of its ``Context`` returning it, instead of the node
+    config's ``data`` path or a built-in partition.
+    """
     app = ClientApp()
 
     @app.train()
     def _train(msg: Message, context: Context) -> Message:
-        return train(msg, context, run_config)
+        return train(msg, context, run_config, examples)
 
     @app.evaluate()
     def _evaluate(msg: Message, context: Context) -> Message:
-        return evaluate(msg, context, run_config)
+        return evaluate(msg, context, run_config, examples)
 
     return app
 

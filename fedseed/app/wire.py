@@ -7,6 +7,7 @@ from typing import Any
 from flwr.app import ConfigRecord, Message, RecordDict
 
 from fedseed.federation import protocol
+from fedseed.federation.strategy import payload_size
 
 
 def instruction(dst: int, message_type: str, round_: int, values: dict[str, Any]) -> Message:
@@ -25,14 +26,8 @@ def payload_bytes(message: Message) -> int:
     if not message.has_content():
         return 0
     content = message.content
-    total = 0
-    for record in list(content.config_records.values()) + list(content.metric_records.values()):
-        for key, value in record.items():
-            total += len(key)
-            items = value if isinstance(value, list) else [value]
-            for item in items:
-                total += len(item) if isinstance(item, (bytes, str)) else 8
-    return total
+    return sum(payload_size(dict(r)) for r in
+               [*content.config_records.values(), *content.metric_records.values()])
 
 
 def record(message: Message) -> ConfigRecord:
@@ -51,4 +46,4 @@ def metric_record(metrics: dict[str, float]) -> Any:
     """A MetricRecord of plain floats."""
     from flwr.app import MetricRecord
 
-    return MetricRecord(dict(metrics))  # type: ignore[arg-type]
+    return MetricRecord(dict(metrics))

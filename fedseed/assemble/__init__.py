@@ -62,13 +62,17 @@ def _build(recipe: Recipe) -> torch.nn.Module:
         assert recipe.task.num_labels is not None  # the recipe validator guarantees it
         if arch.name == "ngram-bag":
             assert recipe.tokenizer is not None  # the recipe validator guarantees it
-            return NgramBag(arch.config, recipe.tokenizer.vocab_size,  # type: ignore[arg-type]
+            return NgramBag(arch.config, recipe.tokenizer.vocab_size,
                             recipe.task.num_labels)
-        return builders[arch.name](arch.config, recipe.task.num_labels)  # type: ignore[arg-type]
+        return builders[arch.name](arch.config, recipe.task.num_labels)
     if arch.family == "transformers":
         from fedseed.assemble.hf import build_transformers_model
 
         return build_transformers_model(recipe)
+    if arch.family == "custom":  # the device's own registered code, checked first
+        from fedseed.architectures import build_custom
+
+        return build_custom(recipe)
     raise ArchitectureError(f"unknown architecture family '{arch.family}'")
 
 

@@ -23,6 +23,7 @@ def build_transformers_model(recipe: Recipe) -> torch.nn.Module:
     import transformers
 
     arch = recipe.architecture
+    assert arch.family != "custom"  # _build hands custom factories to fedseed.architectures
     spec: dict[str, Any] = arch.config.model_dump()
     special = {"pad_token_id": PAD_ID, "bos_token_id": BOS_ID, "eos_token_id": EOS_ID}
     config_classes = {

@@ -12,7 +12,7 @@ from fedseed.bases.store import BaseStore, StoredBase
 __all__ = ["BaseStore", "StoredBase", "base_digest", "folder_manifest", "pretrained_base"]
 
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
+def __getattr__(name: str):
     if name == "pretrained_base":  # torch-heavy: imported on first use
         from fedseed.bases.cache import pretrained_base
 

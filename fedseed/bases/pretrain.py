@@ -175,6 +175,7 @@ def _pretraining_model(recipe: Recipe) -> torch.nn.Module:
     _import_model_base()
     import transformers
 
+    assert recipe.architecture.family == "transformers"  # objective_of refused the rest
     spec = recipe.architecture.config.model_dump()
     special = {"pad_token_id": PAD_ID, "bos_token_id": BOS_ID, "eos_token_id": EOS_ID}
     classes: dict[str, tuple[Any, Any]] = {

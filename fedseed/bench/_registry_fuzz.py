@@ -156,7 +156,7 @@ def fuzz(workdir: Path, cases: int, seed: int,
         tags = [("digits-mlp", "latest"), ("text-bert-tiny", "latest"), ("shared", "latest")]
         schema = schemathesis.openapi.from_url(url + "/openapi.json",
                                                config=schemathesis.Config())
-        operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
+        operations = [result.ok() for result in schema.get_all_operations()]
         pairs = [(op, mode) for op in operations for mode in GenerationMode
                  if mode is GenerationMode.POSITIVE or _has_inputs(op)]
 

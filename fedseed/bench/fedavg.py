@@ -213,7 +213,7 @@ def _client_app(recipe: Recipe, clients: tuple[Examples, ...], local_steps: int,
     def train(msg: Message, context: Context) -> Message:
         torch.set_num_threads(1)
         partition = int(context.node_config["partition-id"])
-        round_ = int(msg.content["config"]["server-round"])  # type: ignore[arg-type]
+        round_ = int(msg.content["config"]["server-round"])
         model = _load(recipe, msg.content["arrays"])
         rows, loss = local_train(recipe, model, clients[partition], local_steps,
                                  _batch_seed(seed, round_, partition))
@@ -255,7 +255,7 @@ def _server_app(recipe: Recipe, nodes: int, rounds: int, fraction: float, seed: 
         saved = random.getstate()
         random.seed(seed)
         try:
-            result = strategy.start(grid=counting, initial_arrays=initial,  # type: ignore[arg-type]
+            result = strategy.start(grid=counting, initial_arrays=initial,
                                     num_rounds=rounds)
         finally:
             random.setstate(saved)

@@ -48,7 +48,8 @@ def fabricated_recipe(meta: Recipe, assignment: dict[str, Any], examples: Exampl
     from fedseed.data.examples import split_examples
     from fedseed.recipe.derive import child_recipe
     from fedseed.recipe.evidence import CurvePoint, Evidence, ExampleCounts, FinalMetrics
-    from fedseed.recipe.search import LogUniform, apply_assignment
+    from fedseed.recipe.overrides import apply_assignment
+    from fedseed.recipe.search import LogUniform
 
     ran = apply_assignment(meta, assignment) if assignment else meta
     splits = split_examples(examples, ran.split)
@@ -85,17 +86,19 @@ def fabricated_recipe(meta: Recipe, assignment: dict[str, Any], examples: Exampl
 
 
 def _client_app(clients: tuple[Examples, ...], byzantine: frozenset[int]) -> Any:
+    """The fedseed ClientApp's own round logic on in-memory users; the ``byzantine``
+    partitions answer with fabricated, validly signed recipes instead."""
     from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
     from flwr.clientapp import ClientApp
 
+    from fedseed.app.client_app import train as client_train
     from fedseed.app.wire import bytes_field, metric_record, record
     from fedseed.errors import FedseedError
     from fedseed.federation import protocol
-    from fedseed.federation.client import load_identity, train_round, verify_meta
-    from fedseed.provenance.envelope import Envelope, sign_envelope
+    from fedseed.federation.client import load_identity, verify_meta
     from fedseed.provenance.packed import pack
+    from fedseed.provenance.sign import sign_recipe
     from fedseed.provenance.trust import load_trust
-    from fedseed.recipe.codec import canonical_bytes
 
     app = ClientApp()
 
@@ -106,30 +109,26 @@ def _client_app(clients: tuple[Examples, ...], byzantine: frozenset[int]) -> Any
         import torch
 
         torch.set_num_threads(1)
-        values = record(msg)
         partition = int(context.node_config["partition-id"])
+        if partition not in byzantine:
+            return client_train(msg, context, examples=clients[partition])
+        values = record(msg)
         try:
             meta = verify_meta(bytes_field(values, protocol.META), load_trust())
             identity = load_identity(f"node-{partition}", create=True)
-            assignment_json = str(values.get(protocol.ASSIGNMENT, ""))
-            if partition in byzantine:
-                lie = fabricated_recipe(meta.recipe, json.loads(assignment_json or "{}"),
-                                        clients[partition])
-                assert lie.lineage is not None
-                lie = lie.model_copy(update={"lineage": lie.lineage.model_copy(
-                    update={"producer": identity.keyid})})
-                envelope = pack(sign_envelope(Envelope(payload=canonical_bytes(lie)),
-                                              identity.key, identity.keyid))
-                metrics = {"steps": 0.0}
-            else:
-                envelope, metrics = train_round(meta, assignment_json, clients[partition],
-                                                identity, None)
+            lie = fabricated_recipe(meta.recipe,
+                                    json.loads(str(values.get(protocol.ASSIGNMENT, "")) or "{}"),
+                                    clients[partition])
+            assert lie.lineage is not None
+            lie = lie.model_copy(update={"lineage": lie.lineage.model_copy(
+                update={"producer": identity.keyid})})
+            envelope = pack(sign_recipe(lie, identity.key, identity.keyid))
         except FedseedError as e:
             return Message(Error(code=500, reason=e.diagnostics()), reply_to=msg)
         return Message(RecordDict({
             protocol.RECORD: ConfigRecord({protocol.RECIPE: envelope,
                                            protocol.PUBKEY: identity.pubkey_pem}),
-            protocol.METRICS: metric_record(metrics)}), reply_to=msg)
+            protocol.METRICS: metric_record({"steps": 0.0})}), reply_to=msg)
 
     return app
 
@@ -139,9 +138,10 @@ def run_fedseed(cfg: FederationConfig, clients: Sequence[Examples], home: Path, 
     """Run ``cfg`` on one simulated node per client; state (keys, registry) in ``home``."""
     from flwr.simulation import run_simulation
 
-    from fedseed.app.server_app import FederationResult, make_server_app
+    from fedseed.app.server_app import make_server_app
     from fedseed.app.simulation import backend_config
     from fedseed.errors import AggregationError
+    from fedseed.federation.strategy import FederationResult
     from fedseed.provenance.envelope import Envelope
     from fedseed.provenance.packed import pack
     from fedseed.recipe.codec import parse_recipe

@@ -64,16 +64,16 @@ def run_projection(settings: FirstOrderSettings, users: list[Any],
 
     from fedseed.meta import AggregatorState, ClientReply, Options
     from fedseed.meta.projection import ProjectionAggregator
-    from fedseed.provenance.envelope import Envelope, sign_envelope
     from fedseed.provenance.packed import pack
-    from fedseed.recipe.codec import canonical_bytes, recipe_digest
+    from fedseed.provenance.sign import sign_recipe
+    from fedseed.recipe.codec import recipe_digest
     from fedseed.trajectory.chain import ChainCache, shared_model
     from fedseed.trajectory.first_order import fo_train
 
     key = Ed25519PrivateKey.generate()
 
     def packed(recipe: Any) -> int:
-        return len(pack(sign_envelope(Envelope(payload=canonical_bytes(recipe)), key, "k")))
+        return len(pack(sign_recipe(recipe, key, "k")))
 
     agg = ProjectionAggregator(Options(seed=settings.seed), total_k=settings.k,
                                server_lr=settings.server_lr)
@@ -101,9 +101,11 @@ def run_projection(settings: FirstOrderSettings, users: list[Any],
             on_round(round_, accuracy)
     new = shared_model(meta, chain.__getitem__)  # a new device: the whole chain from w0
     half = ChainCache()
-    middle = next(m for m in chain.values() if m.projection.round == settings.rounds // 2)
+    middle = next(m for m in chain.values()
+                  if m.projection is not None and m.projection.round == settings.rounds // 2)
     shared_model(middle, chain.__getitem__, half)
     missed = shared_model(meta, chain.__getitem__, half)
+    assert meta.projection is not None  # the projection aggregator keeps the section
     n = len(users)
     return {
         "history": history, "final_shared_accuracy": history[-1]["shared_accuracy"],
@@ -149,8 +151,8 @@ def run(out: Path, settings: FirstOrderSettings,
                   "bytes_up_per_client": done.bytes_up_per_client,
                   "bytes_per_client": done.bytes_down_per_client + done.bytes_up_per_client,
                   "wall_seconds": round(done.wall_seconds, 1)}
-    payload = {"settings": asdict(settings), "machine": machine(),
-               "first_order": projection, "fedavg": fedavg}
+    payload: dict[str, Any] = {"settings": asdict(settings), "machine": machine(),
+                               "first_order": projection, "fedavg": fedavg}
     if fedavg is not None:
         payload["ratio"] = fedavg["bytes_per_client"] / projection["bytes_per_client"]
     payload["targets"] = targets(payload)

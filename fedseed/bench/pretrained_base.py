@@ -55,7 +55,9 @@ def fortunes_csv(path: Path, directory: Path | None = None) -> dict[str, int]:
         writer = csv.writer(handle)
         writer.writerow(["text", "label"])
         for label, name in enumerate(sorted(users)):
-            texts = users[name].texts[:PER_CATEGORY]
+            quotes = users[name].texts
+            assert quotes is not None  # load_fortunes gives text examples
+            texts = quotes[:PER_CATEGORY]
             counts[name] = len(texts)
             for text in texts:
                 writer.writerow([text, label])

@@ -22,10 +22,10 @@ def _signed(count: int) -> tuple[list[bytes], Any]:
     """``count`` envelopes of distinct recipes signed by one trusted publisher key."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from fedseed.provenance.envelope import Envelope, sign_envelope
     from fedseed.provenance.keys import key_id, public_pem
+    from fedseed.provenance.sign import sign_recipe
     from fedseed.provenance.trust import TrustStore
-    from fedseed.recipe import canonical_bytes, load_builtin
+    from fedseed.recipe import load_builtin
 
     key = Ed25519PrivateKey.generate()
     kid = key_id(key.public_key())
@@ -34,8 +34,7 @@ def _signed(count: int) -> tuple[list[bytes], Any]:
     envelopes = []
     for seed in range(count):
         recipe = base.model_copy(update={"init": base.init.model_copy(update={"seed": seed})})
-        envelopes.append(sign_envelope(Envelope(payload=canonical_bytes(recipe)), key,
-                                       kid).to_json())
+        envelopes.append(sign_recipe(recipe, key, kid).to_json())
     return envelopes, trust
 
 

@@ -69,9 +69,9 @@ def wire_sizes(recipe: Any, parents: int = 20) -> dict[str, int]:
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from fedseed.provenance.envelope import Envelope, sign_envelope
     from fedseed.provenance.keys import key_id
     from fedseed.provenance.packed import pack
+    from fedseed.provenance.sign import sign_recipe
     from fedseed.recipe.codec import canonical_bytes
     from fedseed.recipe.evidence import Lineage
 
@@ -81,8 +81,7 @@ def wire_sizes(recipe: Any, parents: int = 20) -> dict[str, int]:
                       round=10, method="trajectory", producer=key_id(key.public_key()),
                       created=datetime.now(UTC).replace(microsecond=0))
     sealed = recipe.model_copy(update={"lineage": lineage})
-    envelope = sign_envelope(Envelope(payload=canonical_bytes(sealed)), key,
-                             key_id(key.public_key()))
+    envelope = sign_recipe(sealed, key)
     return {"meta_recipe_bytes": len(canonical_bytes(sealed)),
             "dsse_json_bytes": len(envelope.to_json()), "packed_bytes": len(pack(envelope))}
 
@@ -182,7 +181,7 @@ def communication_run(settings: RunSettings, work: Path) -> dict[str, Any]:
         zo_lr=settings.zo_lr, client_trust="tofu", auto_keys=True,
         registry=str(work / "registry"), final_personalization=False)
     seeds = run_fedseed(cfg, users, work)
-    rows = {
+    rows: dict[str, Any] = {
         "fedavg": {"bytes_per_client": fedavg.bytes_down_per_client
                    + fedavg.bytes_up_per_client,
                    "accuracy": mean_test(recipe, fedavg.state_dict)},
@@ -234,9 +233,10 @@ def run(out: Path, repeats: int = 3, on_step: Callable[[str], None] | None = Non
         if communication is not None:
             step(f"communication over a run: {communication.recipe}, FedAvg and trajectory")
             comm = communication_run(communication, Path(tmp) / "run")
-    payload = {"machine": machine(), "replay": replay,
-               "bit_exact": {"digests": digests, "identical": digests[0] == digests[1]},
-               "memory": memory, "communication": comm}
+    payload: dict[str, Any] = {
+        "machine": machine(), "replay": replay,
+        "bit_exact": {"digests": digests, "identical": digests[0] == digests[1]},
+        "memory": memory, "communication": comm}
     md = markdown(payload)
     written = write_results(out, "trajectory", payload, md)
     written.append(figure(payload, out))

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from fedseed.cli._common import console, use_recipe
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 app = typer.Typer(help="Pretrained bases, pinned by digest, in $FEDSEED_HOME/bases.",
                   no_args_is_help=True)
@@ -112,17 +116,18 @@ class _Bar:
 
     def __init__(self, objective: str, seconds: float | None, quiet: bool) -> None:
         self.objective, self.seconds, self.quiet = objective, seconds, quiet
-        self.bar = None
-        self.task = None
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self):
         if self.quiet:
             return None
 
         def on_step(step: int, total: int, loss: float) -> None:
             if self.bar is None:
                 self._start(total)
-            self.bar.update(self.task, completed=step, loss=f"{loss:.4f}")  # type: ignore[attr-defined]
+            assert self.bar is not None and self.task is not None  # _start set both
+            self.bar.update(self.task, completed=step, loss=f"{loss:.4f}")
 
         return on_step
 
@@ -141,10 +146,10 @@ class _Bar:
                             MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                             TextColumn("loss {task.fields[loss]}"), console=console,
                             transient=True)
-        self.bar.__enter__()  # type: ignore[attr-defined]
-        self.task = self.bar.add_task("pretrain", total=total, loss="")  # type: ignore[attr-defined]
+        self.bar.__enter__()
+        self.task = self.bar.add_task("pretrain", total=total, loss="")
 
-    def __exit__(self, *exc):  # type: ignore[no-untyped-def]
+    def __exit__(self, *exc):
         if self.bar is not None:
             self.bar.__exit__(*exc)
         return False

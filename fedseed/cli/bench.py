@@ -80,6 +80,34 @@ def personalization(
     console.out("wrote " + ", ".join(result["written"]), highlight=False)
 
 
+@app.command("text")
+def text(
+    config: Path = typer.Option(Path("simulations/text.toml"),
+                                help="Scenarios and methods (TOML)."),
+    out: Path = typer.Option(Path("docs/results"), help="Folder for text.{json,md,png}."),
+    scenario: list[str] = typer.Option([], help="Run only this scenario (repeatable)."),
+) -> None:
+    """Federated fortunes: TF-IDF, local, fedseed, seed trajectories vs FedAvg, side by side."""
+    import time
+
+    from fedseed.bench import text as bench
+    from fedseed.bench.text_report import best_personalised
+
+    started = time.monotonic()
+
+    def event(line: str) -> None:
+        console.out(f"[{time.monotonic() - started:7.1f}s] {line}", highlight=False)
+
+    with console.status("text benchmark"):
+        result = bench.run(config, out, event, only=scenario)
+    for s in result["scenarios"]:
+        best = best_personalised(s)
+        if best is not None:
+            console.out(f"{s['scenario']:22} {best['method']:24} mean test {s['metric']} "
+                        f"{best['mean']:.3f}", highlight=False)
+    console.out("wrote " + ", ".join(result["written"]), highlight=False)
+
+
 @app.command("trajectory")
 def trajectory(
     out: Path = typer.Option(Path("docs/results"), help="Folder for trajectory.{json,md,png}."),
@@ -141,9 +169,10 @@ def trajectory(
         console.out(f"communication over {comm['settings']['rounds']} rounds, "
                     f"{comm['settings']['recipe']}: FedAvg / trajectory = {comm['ratio']:,.0f}x",
                     highlight=False)
-    zo, fo = result["memory"]["zeroth_order"], result["memory"]["first_order"]
+    # Not ``fo``: that name is the first_order module above.
+    zo_mem, fo_mem = result["memory"]["zeroth_order"], result["memory"]["first_order"]
     console.out(f"bit-exact: {result['bit_exact']['identical']}; client peak RSS zeroth-order "
-                f"{zo['peak_mib']:.0f} MiB vs first-order {fo['peak_mib']:.0f} MiB\n"
+                f"{zo_mem['peak_mib']:.0f} MiB vs first-order {fo_mem['peak_mib']:.0f} MiB\n"
                 "wrote " + ", ".join(result["written"]), highlight=False)
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from fedseed.cli._common import console, parse_assignments, use_recipe
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 RECIPE_HELP = ("Built-in name, recipe file, or signed recipe (used once its signature "
                "verifies against the trust store).")
@@ -32,9 +36,10 @@ def personalize_cmd(
                       "built-in set: digits, toy-text."),
     out: Path = typer.Option(..., help="Folder for model.safetensors and recipe.json."),
     text_column: str = typer.Option("text", help="Column holding text (text recipes)."),
-    label_column: str = typer.Option("label", help="Column holding integer class ids."),
+    label_column: str = typer.Option("label", help="Column holding the labels: class ids "
+                                     "0..num_labels-1, or the recipe's task.labels names."),
     set_: list[str] = typer.Option(None, "--set", help="Override PATH=VALUE, e.g. "
-                                   "optimizer.lr=0.01 (repeatable)."),
+                                   "optimizer.lr=0.01 or task.num_labels=10 (repeatable)."),
     force: bool = typer.Option(False, help="Replace --out if it exists and is not empty."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
 ) -> None:
@@ -51,7 +56,13 @@ def personalize_cmd(
         from fedseed.bases.store import BaseStore
 
         BaseStore.default().resolve(recipe.init.base)
+    from fedseed.recipe.overrides import TASK_PATHS, apply_overrides
+
     assignment = parse_assignments(set_)
+    task = {p: v for p, v in assignment.items() if p in TASK_PATHS}
+    if task:  # a new problem (say 10 classes): the recipe itself changes, then trains
+        recipe = apply_overrides(recipe, task)
+        assignment = {p: v for p, v in assignment.items() if p not in TASK_PATHS}
     with _progress_bar(recipe.task.metric, quiet) as on_step:
         done = personalize(recipe, data, out, text_column=text_column,
                            label_column=label_column, assignment=assignment or None,
@@ -123,13 +134,15 @@ class _progress_bar:
     """
 
     def __init__(self, metric: str, quiet: bool) -> None:
-        self.metric, self.quiet, self.bar, self.task = metric, quiet, None, None
+        self.metric, self.quiet = metric, quiet
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self):
         if self.quiet:
             return None
 
-        def on_step(p):  # type: ignore[no-untyped-def]
+        def on_step(p):
             if self.bar is None:
                 self._start()
             status = None
@@ -155,7 +168,7 @@ class _progress_bar:
         self.bar.__enter__()
         self.task = self.bar.add_task("train", total=None, status="")
 
-    def __exit__(self, *exc):  # type: ignore[no-untyped-def]
+    def __exit__(self, *exc):
         if self.bar is not None:
             self.bar.__exit__(*exc)
         return False

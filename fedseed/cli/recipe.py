@@ -9,7 +9,7 @@ import typer
 
 from fedseed.cli._common import console
 
-app = typer.Typer(help="Inspect, validate and describe recipes.", no_args_is_help=True)
+app = typer.Typer(help="Inspect, validate, describe and derive recipes.", no_args_is_help=True)
 
 
 @app.command("schema")
@@ -31,7 +31,7 @@ def validate(file: Path = typer.Argument(..., help="Recipe JSON file.")) -> None
                 f"({len(canonical_bytes(recipe))} canonical bytes)", highlight=False)
 
 
-def _load(ref: str, registry: str | None):  # type: ignore[no-untyped-def]
+def _load(ref: str, registry: str | None):
     """A file, a built-in name, or else a registry ref; with the signature status."""
     from fedseed.errors import FedseedError, RecipeError
     from fedseed.provenance.resolve import signed_file
@@ -139,3 +139,77 @@ def list_recipes(
         tags = ",".join(e.tags) or "-"
         console.out(f"  {e.name:20} {tags:12} {e.digest} {e.publisher[:16]} {e.created}",
                     highlight=False)
+
+
+@app.command("new")
+def new(
+    base: str = typer.Option(..., "--from", help="Built-in name or recipe file to derive from."),
+    out: Path = typer.Option(..., "-o", "--out", help="Where to write the new recipe (JSON)."),
+    labels_from: str = typer.Option(None, "--labels-from", help="FILE:COLUMN whose distinct "
+                                    "values become task.labels (and task.num_labels)."),
+    name: str = typer.Option(None, help="Name of the new recipe (default: the file's stem)."),
+    architecture: str = typer.Option(None, help="A model factory registered on this device "
+                                     "(entry point group fedseed.architectures), pinned "
+                                     "by its entry and source digest."),
+    architecture_config: str = typer.Option(None, help="JSON object passed to the "
+                                            "factory as architecture.config."),
+    set_: list[str] = typer.Option(None, "--set", help="Override PATH=VALUE, e.g. "
+                                   "task.num_labels=10 or optimizer.lr=0.01 (repeatable)."),
+    force: bool = typer.Option(False, help="Replace --out if it exists."),
+) -> None:
+    """Derive a recipe for your own data: its class names, task fields, settings."""
+    from fedseed._internal.atomic import atomic_write_bytes
+    from fedseed.cli._common import parse_assignments, use_recipe
+    from fedseed.errors import DataError, RecipeError
+    from fedseed.recipe.codec import (
+        canonical_bytes,
+        canonical_dict,
+        recipe_digest,
+        recipe_from_dict,
+    )
+    from fedseed.recipe.overrides import apply_overrides
+
+    if out.exists() and not force:
+        raise RecipeError(f"{out}: already exists; pass --force to replace it")
+    recipe = use_recipe(base)
+    overrides = parse_assignments(set_)
+    data = canonical_dict(recipe)
+    data["name"] = name or out.name.removesuffix(".json")
+    if labels_from is not None:
+        from fedseed.data.local import label_names
+
+        path, sep, column = labels_from.rpartition(":")
+        if not sep or not path or not column:
+            raise DataError(f"--labels-from '{labels_from}': expected FILE:COLUMN, e.g. "
+                            "mine.csv:label")
+        if data["task"]["kind"] != "classification":
+            raise RecipeError(f"--labels-from: recipe '{recipe.name}' is "
+                              f"{data['task']['kind']}, not classification")
+        if "task.num_labels" in overrides:
+            raise RecipeError("--labels-from sets task.num_labels from the file; drop "
+                              "--set task.num_labels")
+        labels = label_names(path, column)
+        data["task"] = {**data["task"], "num_labels": len(labels), "labels": labels}
+    derived = apply_overrides(recipe_from_dict(data, source=str(out)), overrides)
+    if architecture is not None:
+        from fedseed.architectures import with_architecture
+
+        try:
+            config = json.loads(architecture_config) if architecture_config else {}
+        except json.JSONDecodeError as e:
+            raise RecipeError(f"--architecture-config: not JSON ({e.msg})") from e
+        if not isinstance(config, dict):
+            raise RecipeError("--architecture-config: expected a JSON object, e.g. "
+                              '\'{"width": 32}\'')
+        derived = with_architecture(derived, architecture, config)
+    elif architecture_config is not None:
+        raise RecipeError("--architecture-config configures --architecture; add it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, canonical_bytes(derived))
+    task = derived.task
+    classes = f"{task.num_labels} labels" + (f" ({', '.join(task.labels[:6])}"
+                                             f"{', ...' if len(task.labels) > 6 else ''})"
+                                             if task.labels else "") \
+        if task.num_labels else task.kind
+    console.out(f"wrote {out}: {derived.name} from {recipe.name}, {classes}, "
+                f"{recipe_digest(derived)}", highlight=False)

@@ -20,7 +20,7 @@ def _check_role(role: str | None) -> None:
         raise SignatureError(f"--role '{role}' is not one of {', '.join(ROLES)}")
 
 
-def _envelope_from_file(path: Path):  # type: ignore[no-untyped-def]
+def _envelope_from_file(path: Path):
     """An envelope from FILE: as is if it is one, else a new unsigned one around the
     canonical bytes of the recipe it holds."""
     from fedseed.provenance.envelope import Envelope
@@ -101,11 +101,11 @@ def verify(
 ) -> None:
     """Verify signatures under the trust store (exit 1 and the reason if they fail)."""
     from fedseed.errors import VerificationError
-    from fedseed.provenance.lineage import lineage_tree, problems
     from fedseed.provenance.packed import read_envelope
     from fedseed.provenance.trust import load_trust
     from fedseed.provenance.verify import verify_envelope
     from fedseed.registry.client import open_registry
+    from fedseed.registry.lineage import lineage_tree, problems
 
     _check_role(role)
     trust = load_trust()
@@ -203,9 +203,9 @@ def lineage(
     """Print the derivation tree: digest, name, producer key, round, method."""
     from rich.tree import Tree
 
-    from fedseed.provenance.lineage import LineageNode, lineage_tree, problems
     from fedseed.provenance.trust import load_trust
     from fedseed.registry.client import open_registry
+    from fedseed.registry.lineage import LineageNode, lineage_tree, problems
 
     trust = load_trust()
     client = open_registry(registry, trust)

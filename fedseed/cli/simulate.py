@@ -16,11 +16,19 @@ from fedseed.defaults import TRAJECTORY as T
 
 
 def simulate_cmd(
-    clients: int = typer.Option(10, min=1, max=10_000, help="Simulated nodes."),
+    clients: int = typer.Option(None, min=1, max=10_000, show_default="10, or one per "
+                                "--partition-by user", help="Simulated nodes."),
     rounds: int = typer.Option(3, min=1, max=10_000, help="Federation rounds."),
     dataset: str = typer.Option("digits", help="Built-in data set to partition (digits, "
                                 "toy-text), or fortunes (Debian's, one user per category; "
                                 "--partitioner natural)."),
+    data: Path = typer.Option(None, help="Your own data instead: CSV, JSONL, Parquet or a "
+                              "save_to_disk folder."),
+    partition_by: str = typer.Option(None, help="Column of --data naming each row's user: "
+                                     "one node per user (else --partitioner splits it)."),
+    text_column: str = typer.Option("text", help="--data column holding text."),
+    label_column: str = typer.Option("label", help="--data column holding the labels (class "
+                                     "ids, or the recipe's task.labels names)."),
     partitioner: str = typer.Option("dirichlet", help="iid, dirichlet or natural."),
     alpha: float = typer.Option(0.5, min=0.001, help="Dirichlet concentration."),
     recipe: str = typer.Option("digits-mlp", help="Built-in recipe name or file."),
@@ -70,7 +78,7 @@ def simulate_cmd(
     """Run a federation on simulated nodes and print the per-round table."""
     from fedseed.errors import FedseedError
 
-    given = {name: value for name, value in (
+    given: dict[str, Any] = {name: value for name, value in (
         ("pool_size", pool_size), ("zo_steps", zo_steps), ("zo_lr", zo_lr),
         ("seeds_per_step", seeds_per_step), ("sampling", sampling),
         ("server_lr", server_lr), ("trajectory_method", trajectory_method),
@@ -80,15 +88,24 @@ def simulate_cmd(
         options = ", ".join("--" + name.replace("_", "-") for name in given)
         raise FedseedError(f"{options}: trajectory settings, but --mode is '{mode}'; add "
                            "--mode trajectory or drop them")
-    simulate(clients=clients, rounds=rounds, dataset=dataset, partitioner=partitioner,
+    if partition_by is not None and data is None:
+        raise FedseedError("--partition-by names a column of your --data file; add --data")
+    if data is not None and dataset != "digits":
+        raise FedseedError(f"--data {data} and --dataset {dataset} both name what to "
+                           "federate; keep one")
+    simulate(clients=clients, rounds=rounds, dataset=dataset, data=data,
+             partition_by=partition_by or "", text_column=text_column,
+             label_column=label_column, partitioner=partitioner,
              alpha=alpha, recipe=recipe, aggregator=aggregator, fraction=fraction,
              robust=robust, budget_from_curves=budget_from_curves, warm_start=warm_start,
              mode=mode, max_steps=max_steps, seed=seed, home=home, parallel=parallel,
              final=final, show_clients=show_clients, lineage=lineage, resume=resume, **given)
 
 
-def simulate(*, clients: int, rounds: int, dataset: str = "digits",
-             partitioner: str = "dirichlet", alpha: float = 0.5, recipe: str = "digits-mlp",
+def simulate(*, clients: int | None, rounds: int, dataset: str = "digits",
+             data: Path | None = None, partition_by: str = "", text_column: str = "text",
+             label_column: str = "label", partitioner: str = "dirichlet", alpha: float = 0.5,
+             recipe: str = "digits-mlp",
              aggregator: str = "best", fraction: float = 0.5, robust: bool = True,
              budget_from_curves: bool = True, warm_start: bool = False, mode: str = "recipes",
              pool_size: int = T.pool_size, zo_steps: int = T.steps, zo_lr: float = T.lr,
@@ -114,7 +131,14 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
     from fedseed.provenance.trust import load_trust
     from fedseed.recipe import canonical_bytes
 
-    check_partitioner(dataset, partitioner)
+    if data is None:
+        check_partitioner(dataset, partitioner)
+    elif partition_by and partitioner not in ("dirichlet", "natural"):
+        raise FedseedError(f"--partition-by {partition_by} is a natural partition (one node "
+                           f"per user); drop --partitioner {partitioner}")
+    elif not partition_by and partitioner == "natural":
+        raise FedseedError(f"--partitioner natural: name the user column of {data} with "
+                           "--partition-by")
     # A signed recipe is verified here, against the caller's trust store; the run's
     # own folder then holds its verified payload as a plain recipe file.
     resolved = resolve_trusted(recipe, load_trust())
@@ -123,7 +147,26 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
         from fedseed.bases.store import BaseStore
 
         BaseStore.default().resolve(named.init.base)
-    if dataset == "fortunes":  # fail now, with the install hint, not in every node
+    if data is not None:  # a bad file, column or user fails now, once, not in every node
+        from fedseed.federation.client import file_partitions
+
+        data = data.resolve()
+        if partition_by:
+            users = len(file_partitions(str(data), named, 0, partition_by=partition_by,
+                                        text_column=text_column, label_column=label_column,
+                                        check_count=False))
+            if clients is not None and clients != users:
+                raise FedseedError(f"--clients {clients}: {data} has {users} users in column "
+                                   f"'{partition_by}'; drop --clients (one node per user)")
+            clients = users
+        else:
+            clients = clients or 10
+            file_partitions(str(data), named, clients, partitioner=partitioner, alpha=alpha,
+                            seed=seed, text_column=text_column, label_column=label_column)
+    clients = clients or 10
+    if data is not None:
+        pass  # checked above
+    elif dataset == "fortunes":  # fail now, with the install hint, not in every node
         from fedseed.data.fortunes import load_fortunes
 
         if len(load_fortunes(max_users=clients)) < clients:
@@ -143,7 +186,9 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
     home = (home or Path("runs") / time.strftime("simulate-%Y%m%d-%H%M%S")).resolve()
     cfg = FederationConfig(
         num_rounds=rounds, fraction=fraction, min_nodes=min(clients, 2), recipe=recipe,
-        dataset=dataset, partitioner=partitioner, alpha=alpha, aggregator=aggregator,
+        dataset=dataset, partitioner="natural" if partition_by else partitioner,
+        alpha=alpha, data=str(data or ""), partition_by=partition_by,
+        text_column=text_column, label_column=label_column, aggregator=aggregator,
         robust=robust, budget_from_curves=budget_from_curves, warm_start=warm_start,
         mode=mode, pool_size=pool_size, zo_steps=zo_steps, zo_lr=zo_lr,  # type: ignore[arg-type]
         seeds_per_step=seeds_per_step, sampling=sampling, server_lr=server_lr,
@@ -163,8 +208,10 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
     what = (f"aggregator {aggregator}" if mode != "trajectory"
             else f"first-order trajectory, K = {projection_k}"
             if trajectory_method == "first-order" else f"trajectory mode, {pool_size} seeds")
-    console.out(f"fedseed simulate: {clients} clients, {rounds} rounds, {recipe} on {dataset} "
-                f"({partitioner}{f' alpha {alpha}' if partitioner == 'dirichlet' else ''}), "
+    source = (f"{data.name} (one client per '{partition_by}')" if data and partition_by
+              else f"{data.name if data else dataset} ({partitioner}"
+              f"{f' alpha {alpha}' if partitioner == 'dirichlet' else ''})")
+    console.out(f"fedseed simulate: {clients} clients, {rounds} rounds, {recipe} on {source}, "
                 f"{what}; state in {home}", highlight=False)
     started = time.monotonic()
     with Progress(console=console, transient=True) as bar:
@@ -212,15 +259,16 @@ def simulate(*, clients: int, rounds: int, dataset: str = "digits",
                 f"wall {wall:.1f}s; report {report}", highlight=False)
 
 
-def _run(cfg, clients: int, parallel: int, on_event):  # type: ignore[no-untyped-def]
+def _run(cfg, clients: int, parallel: int, on_event):
     import logging
 
     from flwr.simulation import run_simulation
 
     from fedseed.app.client_app import make_client_app
-    from fedseed.app.server_app import FederationResult, make_server_app
+    from fedseed.app.server_app import make_server_app
     from fedseed.app.simulation import backend_config
     from fedseed.errors import AggregationError
+    from fedseed.federation.strategy import FederationResult
 
     results: list[FederationResult] = []
     # Flower warns that run_simulation is deprecated in favour of `flwr run`; fedseed
@@ -232,7 +280,10 @@ def _run(cfg, clients: int, parallel: int, on_event):  # type: ignore[no-untyped
         # The nodes partition what the server was told to federate.
         client_app=make_client_app({"dataset": cfg.dataset, "partitioner": cfg.partitioner,
                                     "alpha": cfg.alpha, "seed": cfg.seed,
-                                    "registry": cfg.registry}),
+                                    "registry": cfg.registry, "data": cfg.data,
+                                    "partition-by": cfg.partition_by,
+                                    "text-column": cfg.text_column,
+                                    "label-column": cfg.label_column}),
         num_supernodes=clients,
         backend_config=backend_config(parallel),
     )
@@ -244,9 +295,9 @@ def _run(cfg, clients: int, parallel: int, on_event):  # type: ignore[no-untyped
 def _print_meta_chain(ref: str, registry_path: Path) -> None:
     """The lineage of a meta-recipe, one line per round (client recipes counted, not
     listed; `fedseed recipe lineage` prints the whole tree)."""
-    from fedseed.provenance.lineage import lineage_tree, problems
     from fedseed.provenance.trust import load_trust
     from fedseed.registry.client import open_registry
+    from fedseed.registry.lineage import lineage_tree, problems
 
     trust = load_trust()
     node: Any = lineage_tree(open_registry(str(registry_path), trust), ref, trust)
@@ -271,6 +322,6 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _pair(final: dict, name: str) -> str:  # type: ignore[type-arg]
+def _pair(final: dict, name: str) -> str:
     item = final.get(name)
     return "-" if not item else f"{item['mean']:.3f}/{item['p10']:.3f}"

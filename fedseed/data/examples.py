@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ class Examples:
             return len(self.texts)
         return 0 if self.labels is None else int(self.labels.shape[0])
 
-    def take(self, index: np.ndarray) -> Examples:
+    def take(self, index: Sequence[int] | np.ndarray) -> Examples:
         """The rows at ``index``, in that order."""
         return Examples(
             source=self.source,

@@ -21,7 +21,8 @@ _SKIP_SUFFIXES = (".dat", ".u8", ".pdat")
 def read_fortune_file(path: Path) -> tuple[str, ...]:
     """The quotes of one strfile source file, stripped, empty ones dropped."""
     text = path.read_text(encoding="utf-8", errors="replace")
-    quotes, current = [], []
+    quotes: list[str] = []
+    current: list[str] = []
     for line in text.splitlines():
         if line.strip() == "%":
             quotes.append("\n".join(current).strip())

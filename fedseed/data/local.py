@@ -49,6 +49,59 @@ def load_examples(
     return examples
 
 
+def load_users(ref: str, recipe: Recipe, *, partition_by: str, text_column: str = "text",
+               label_column: str = "label", min_rows: int = 3) -> dict[str, Examples]:
+    """The file at ``ref`` split by the values of column ``partition_by`` (a natural
+    partition: one user per value, in sorted order), each checked against ``recipe``.
+
+    A user with fewer than ``min_rows`` rows cannot hold a train, validation and
+    test split; that is refused with the user's value and its row count.
+    """
+    ds = _read(Path(ref))
+    columns = list(ds.column_names)
+    if partition_by not in columns:
+        raise DataError(f"{ref}: no column '{partition_by}' to partition by (columns: "
+                        f"{', '.join(columns)}); pass --partition-by with one of them")
+    if partition_by in (label_column, text_column):
+        raise DataError(f"{ref}: --partition-by '{partition_by}' is also the label or text "
+                        "column; partition by a user column")
+    owners = [str(v) if v is not None else "" for v in ds[partition_by]]
+    examples = _from_dataset(ds, ref, recipe, text_column, label_column, skip=partition_by)
+    check_examples(examples, recipe, label_column=label_column)
+    rows: dict[str, list[int]] = {}
+    for row, owner in enumerate(owners):
+        rows.setdefault(owner, []).append(row)
+    users = {}
+    for owner in sorted(rows):
+        if len(rows[owner]) < min_rows:
+            raise DataError(f"{ref}: user '{owner}' (column '{partition_by}') has "
+                            f"{len(rows[owner])} row(s); every user needs at least "
+                            f"{min_rows} (train, validation and test); drop or merge it")
+        part = examples.take(np.asarray(rows[owner], dtype=np.int64))
+        users[owner] = Examples(source=f"{ref}[{partition_by}={owner}]", texts=part.texts,
+                                features=part.features, labels=part.labels)
+    return users
+
+
+def label_names(ref: str, column: str = "label") -> list[str]:
+    """The distinct values of ``column`` in the file at ``ref``, sorted (as text):
+    a recipe's ``task.labels``."""
+    ds = _read(Path(ref))
+    if column not in ds.column_names:
+        raise DataError(f"{ref}: no label column '{column}' (columns: "
+                        f"{', '.join(ds.column_names)})")
+    values = ds[column]
+    for row, value in enumerate(values):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise DataError(f"{ref}: column '{column}' row {row} is missing")
+    names = sorted({str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+                    for v in values})
+    if len(names) < 2:
+        raise DataError(f"{ref}: column '{column}' holds {len(names)} distinct value(s); a "
+                        "classifier needs at least 2")
+    return names
+
+
 def check_examples(examples: Examples, recipe: Recipe, *, label_column: str = "label") -> None:
     """Raise :class:`DataError` unless ``examples`` fit ``recipe``'s task and input shape."""
     if len(examples) == 0:
@@ -67,7 +120,7 @@ def check_examples(examples: Examples, recipe: Recipe, *, label_column: str = "l
             raise DataError(f"{examples.source}: recipe '{recipe.name}' needs numeric features")
         want = _feature_count(recipe)
         got = int(examples.features.shape[1])
-        if got != want:
+        if want is not None and got != want:
             raise DataError(
                 f"{examples.source}: {got} feature columns, but recipe '{recipe.name}' "
                 f"expects {want} (architecture.config)"
@@ -83,12 +136,18 @@ def check_examples(examples: Examples, recipe: Recipe, *, label_column: str = "l
             raise DataError(
                 f"{examples.source}: column '{label_column}' has value {int(labels[row])} "
                 f"at row {row}, outside 0..{task.num_labels - 1} "
-                f"(task.num_labels={task.num_labels})"
+                f"(task.num_labels={task.num_labels}); derive a recipe for your labels "
+                f"with `fedseed recipe new --from {recipe.name} --labels-from "
+                f"FILE:{label_column} -o my.json`, or pass --set task.num_labels=N"
             )
 
 
-def _feature_count(recipe: Recipe) -> int:
+def _feature_count(recipe: Recipe) -> int | None:
+    """Feature columns the model takes (None: a custom factory that does not say)."""
     config = recipe.architecture.config
+    if recipe.architecture.family == "custom":
+        value = config.get("in_features")  # type: ignore[union-attr]
+        return int(value) if isinstance(value, int) else None
     if recipe.architecture.name == "cnn":
         return int(config.in_channels * config.image_size ** 2)  # type: ignore[union-attr]
     return int(config.in_features)  # type: ignore[union-attr]
@@ -154,8 +213,8 @@ def _read_quietly(path: Path) -> Any:
 
 
 def _from_dataset(ds: Any, ref: str, recipe: Recipe, text_column: str,
-                  label_column: str) -> Examples:
-    columns = list(ds.column_names)
+                  label_column: str, skip: str | None = None) -> Examples:
+    columns = [c for c in ds.column_names if c != skip]
     if ds.num_rows == 0:
         raise DataError(f"{ref}: the dataset is empty")
     dtypes = {name: getattr(ds.features[name], "dtype", "object") for name in columns}
@@ -164,7 +223,7 @@ def _from_dataset(ds: Any, ref: str, recipe: Recipe, text_column: str,
         if label_column not in columns:
             raise DataError(f"{ref}: no label column '{label_column}' (columns: "
                             f"{', '.join(columns)}); pass --label-column")
-        labels = _labels(ds[label_column], dtypes[label_column], ref, label_column)
+        labels = _labels(ds[label_column], dtypes[label_column], ref, label_column, recipe)
     if recipe.task.modality == "text":
         if text_column not in columns:
             raise DataError(f"{ref}: no text column '{text_column}' (columns: "
@@ -194,7 +253,33 @@ def _from_dataset(ds: Any, ref: str, recipe: Recipe, text_column: str,
     return Examples(source=ref, features=matrix.astype(np.float32), labels=labels)
 
 
-def _labels(values: list[Any], dtype: str, ref: str, column: str) -> np.ndarray:
+def _labels(values: list[Any], dtype: str, ref: str, column: str, recipe: Recipe
+            ) -> np.ndarray:
+    names = recipe.task.labels
+    text = "string" in dtype or any(isinstance(v, str) for v in values[:1])
+    if text or names is not None:
+        # With task.labels every value is read by its text, numbers included: a CSV's
+        # "1" is a number to the reader and a class name to the recipe.
+        if names is None:
+            raise DataError(
+                f"{ref}: column '{column}' holds text labels, but recipe '{recipe.name}' "
+                "names no classes (task.labels); derive one with `fedseed recipe new "
+                f"--from {recipe.name} --labels-from {ref}:{column} -o my.json`")
+        ids = {name: i for i, name in enumerate(names)}
+        out = np.empty(len(values), dtype=np.int64)
+        for row, value in enumerate(values):
+            if value is None:
+                raise DataError(f"{ref}: column '{column}' row {row} is missing")
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if str(value) not in ids:
+                shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+                raise DataError(f"{ref}: column '{column}' row {row} is '{value}', which "
+                                f"is not among recipe '{recipe.name}''s task.labels "
+                                f"({shown}); derive the recipe from this file with "
+                                "`fedseed recipe new --labels-from`")
+            out[row] = ids[str(value)]
+        return out
     if not dtype.startswith(("int", "uint")):
         sample = next((v for v in values if v is not None), None)
         if not (isinstance(sample, float) and all(

@@ -50,6 +50,7 @@ def to_tensors(examples: Examples, recipe: Recipe) -> Batch:
     if task.modality == "text":
         assert recipe.tokenizer is not None and examples.texts is not None
         if task.kind == "language-modeling":
+            assert recipe.tokenizer.kind == "bytes"  # only gpt2 models language, on bytes
             return _lm_chunks(examples, recipe.tokenizer)
         if recipe.tokenizer.kind == "hashed-ngrams":
             from fedseed.data.ngrams import ngram_ids
@@ -61,7 +62,7 @@ def to_tensors(examples: Examples, recipe: Recipe) -> Batch:
     else:
         assert examples.features is not None
         features = torch.from_numpy(np.ascontiguousarray(examples.features, dtype=np.float32))
-        if recipe.architecture.name == "cnn":
+        if recipe.architecture_key == "torch:cnn":
             config = recipe.architecture.config
             shape = (config.in_channels, config.image_size, config.image_size)  # type: ignore[union-attr]
             out = {"images": features.reshape(-1, *shape)}

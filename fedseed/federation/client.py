@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from fedseed.data.examples import Examples
 from fedseed.errors import DataError, SignatureError
 from fedseed.home import fedseed_home
-from fedseed.provenance.envelope import Envelope
 from fedseed.provenance.keys import public_pem
 from fedseed.provenance.packed import pack, read_envelope
+from fedseed.provenance.sign import sign_recipe
 from fedseed.provenance.trust import TrustStore
 from fedseed.provenance.verify import VerifiedRecipe, verify_envelope
 
@@ -54,6 +54,17 @@ def load_identity(name: str, home: Path | None = None, *, create: bool = False) 
     return Identity(key=key, keyid=kid, pubkey_pem=public_pem(key.public_key()))
 
 
+def new_identity() -> Identity:
+    """A fresh signing key held in memory only (in-process nodes, tests)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from fedseed.provenance.keys import key_id
+
+    key = Ed25519PrivateKey.generate()
+    return Identity(key=key, keyid=key_id(key.public_key()),
+                    pubkey_pem=public_pem(key.public_key()))
+
+
 def verify_meta(meta_bytes: bytes, trust: TrustStore) -> VerifiedRecipe:
     """The meta-recipe, only if a key trusted for the ``server`` role signed it."""
     return verify_envelope(read_envelope(meta_bytes, "meta-recipe"), trust, role="server",
@@ -84,9 +95,48 @@ def _partitions(dataset: str, num_partitions: int, partitioner: str, alpha: floa
                            seed=seed))
 
 
+#: Partitions of a data file, by what they were cut with (a simulation's nodes share
+#: one process per worker, and each would otherwise read the whole file every round).
+_FILE_PARTITIONS: dict[tuple[Any, ...], tuple[Examples, ...]] = {}
+
+
+def file_partitions(ref: str, recipe: Any, num_partitions: int, *, partition_by: str = "",
+                    partitioner: str = "dirichlet", alpha: float = 0.5, seed: int = 0,
+                    text_column: str = "text", label_column: str = "label",
+                    check_count: bool = True) -> tuple[Examples, ...]:
+    """The users of data file ``ref``: one per value of column ``partition_by`` (sorted),
+    or ``num_partitions`` iid / Dirichlet parts of it (``check_count=False``: as many
+    users as the column has, whatever ``num_partitions`` says)."""
+    from fedseed.data.local import load_examples, load_users
+    from fedseed.data.partition import partition
+
+    # Examples depend on the recipe only through its task (labels, modality).
+    key = (ref, partition_by or num_partitions, partitioner, alpha, seed, text_column,
+           label_column, recipe.task.model_dump_json())
+    if key not in _FILE_PARTITIONS:
+        if partition_by:
+            users = tuple(load_users(ref, recipe, partition_by=partition_by,
+                                     text_column=text_column,
+                                     label_column=label_column).values())
+            if check_count and len(users) != num_partitions:
+                raise DataError(f"{ref}: column '{partition_by}' has {len(users)} users but "
+                                f"the federation has {num_partitions} nodes; run one node "
+                                "per user")
+        else:
+            whole = load_examples(ref, recipe, text_column=text_column,
+                                  label_column=label_column)
+            users = tuple(partition(whole, num_partitions,
+                                    partitioner=partitioner,  # type: ignore[arg-type]
+                                    alpha=alpha, seed=seed))
+        _FILE_PARTITIONS.clear()  # one federation's data at a time
+        _FILE_PARTITIONS[key] = users
+    return _FILE_PARTITIONS[key]
+
+
 def node_examples(node_config: Mapping[str, Any], run_config: Mapping[str, Any],
                   recipe: Any) -> Examples:
-    """This node's examples: a partition in simulation, the device's files otherwise."""
+    """This node's examples: a partition in simulation (of a built-in set or of the run
+    config's ``data`` file), the device's files otherwise."""
     from fedseed.data.local import load_examples
 
     if "data" in node_config:
@@ -96,6 +146,15 @@ def node_examples(node_config: Mapping[str, Any], run_config: Mapping[str, Any],
     if "partition-id" not in node_config:
         raise DataError("node config has neither 'data' (a device's data path) nor "
                         "'partition-id' (a simulated node)")
+    if run_config.get("data"):
+        parts = file_partitions(
+            str(run_config["data"]), recipe, int(node_config["num-partitions"]),
+            partition_by=str(run_config.get("partition-by", "")),
+            partitioner=str(run_config.get("partitioner", "dirichlet")),
+            alpha=float(run_config.get("alpha", 0.5)), seed=int(run_config.get("seed", 0)),
+            text_column=str(run_config.get("text-column", "text")),
+            label_column=str(run_config.get("label-column", "label")))
+        return parts[int(node_config["partition-id"])]
     parts = _partitions(str(run_config.get("dataset", "digits")),
                         int(node_config["num-partitions"]),
                         str(run_config.get("partitioner", "dirichlet")),
@@ -104,15 +163,18 @@ def node_examples(node_config: Mapping[str, Any], run_config: Mapping[str, Any],
 
 
 def train_round(meta: VerifiedRecipe, assignment_json: str, examples: Examples,
-                identity: Identity, weights_path: Path | None) -> tuple[bytes, dict[str, float]]:
-    """Run the assigned configuration; return the signed client recipe and metrics."""
+                identity: Identity, weights_path: Path | None, *,
+                chain: ChainSource | None = None) -> tuple[bytes, dict[str, float]]:
+    """Run the assigned configuration; return the signed client recipe and metrics.
+    ``chain``: where a first-order run fetches missed meta-recipes (default: the
+    trust store and registry of ``$FEDSEED_HOME``, or :func:`use_registry`'s)."""
     from fedseed.personalize import personalize_examples
 
     assignment = json.loads(assignment_json) if assignment_json else {}
     if meta.recipe.trajectory is not None:
         return _zo_round(meta, examples, identity, weights_path)
     if meta.recipe.projection is not None:
-        return _fo_round(meta, examples, identity, weights_path)
+        return _fo_round(meta, examples, identity, weights_path, chain)
     done = personalize_examples(meta.recipe, examples, assignment=assignment or None,
                                 method="client")
     return signed_reply(done.recipe, done.result.model, identity, weights_path)
@@ -122,16 +184,13 @@ def signed_reply(child: Any, model: Any, identity: Identity, weights_path: Path 
                  extra: dict[str, float] | None = None) -> tuple[bytes, dict[str, float]]:
     """The client recipe stamped with this node as producer, signed and packed, and the
     round metrics; the weights stay on the node (``weights_path``), in every mode."""
-    from fedseed.provenance.envelope import sign_envelope
-    from fedseed.recipe.codec import canonical_bytes
 
     assert child.lineage is not None and child.evidence is not None
     child = child.model_copy(update={"lineage": child.lineage.model_copy(
         update={"producer": identity.keyid})})
     if weights_path is not None:
         _keep_weights(model, weights_path, child)
-    envelope = sign_envelope(Envelope(payload=canonical_bytes(child)), identity.key,
-                             identity.keyid)
+    envelope = sign_recipe(child, identity.key, identity.keyid)
     ev = child.evidence
     return pack(envelope), {"num-examples": float(ev.num_examples.train),
                             "val-metric": ev.final.val_metric, "steps": float(ev.steps),
@@ -165,7 +224,16 @@ def use_registry(location: str | None) -> None:
     _REGISTRY = location or None
 
 
-def projected_shared_model(recipe: Any) -> Any:
+@dataclass(frozen=True)
+class ChainSource:
+    """Where a device fetches the meta-recipes of a projection chain it missed, and
+    whom it trusts to have signed them (the ``server`` role)."""
+
+    trust: TrustStore
+    registry: Any  # a fedseed.registry.client.RegistryClient
+
+
+def projected_shared_model(recipe: Any, chain: ChainSource | None = None) -> Any:
     """``w_r`` of a first-order projection meta-recipe: from this process's cache, else
     by replaying the chain of meta-recipes the server published (verified: each one
     must be signed by a key trusted for the ``server`` role)."""
@@ -177,8 +245,10 @@ def projected_shared_model(recipe: Any) -> Any:
     global _CHAINS
     if _CHAINS is None:
         _CHAINS = ChainCache()
-    trust = load_trust()
-    registry = open_registry(_REGISTRY, trust)
+    if chain is None:
+        trust = load_trust()
+        chain = ChainSource(trust, open_registry(_REGISTRY, trust))
+    trust, registry = chain.trust, chain.registry
 
     def fetch(digest: str) -> Any:
         return verify_envelope(registry.fetch(digest), trust, role="server",
@@ -188,11 +258,12 @@ def projected_shared_model(recipe: Any) -> Any:
 
 
 def _fo_round(meta: VerifiedRecipe, examples: Examples, identity: Identity,
-              weights_path: Path | None) -> tuple[bytes, dict[str, float]]:
+              weights_path: Path | None, chain: ChainSource | None
+              ) -> tuple[bytes, dict[str, float]]:
     """First-order seed projection: train from ``w_r``, upload the coefficients."""
     from fedseed.trajectory.first_order import fo_train
 
-    replayed = projected_shared_model(meta.recipe)
+    replayed = projected_shared_model(meta.recipe, chain)
     done = fo_train(meta.recipe, replayed.model, examples)
     return signed_reply(done.recipe, done.model, identity, weights_path, extra={
         "replayed-rounds": float(replayed.rounds),
@@ -201,13 +272,14 @@ def _fo_round(meta: VerifiedRecipe, examples: Examples, identity: Identity,
 
 
 def final_round(meta: VerifiedRecipe, baseline: VerifiedRecipe, examples: Examples,
-                weights_path: Path | None) -> dict[str, float]:
+                weights_path: Path | None, *, chain: ChainSource | None = None
+                ) -> dict[str, float]:
     """Personalise from the final meta-recipe and from the round-0 recipe; test both."""
     from fedseed.personalize import personalize_examples
 
     start = None
     if meta.recipe.projection is not None:  # fine-tune from the replayed shared model
-        start = projected_shared_model(meta.recipe).model.state_dict()
+        start = projected_shared_model(meta.recipe, chain).model.state_dict()
     tuned = personalize_examples(meta.recipe, examples, method="personalize",
                                  initial_state=start)
     base = personalize_examples(baseline.recipe, examples, method="personalize")
@@ -217,14 +289,15 @@ def final_round(meta: VerifiedRecipe, baseline: VerifiedRecipe, examples: Exampl
     assert t_ev is not None and b_ev is not None
     shared = {}
     if meta.recipe.trajectory is not None or meta.recipe.projection is not None:
-        shared = {"test-metric-shared": shared_test_metric(meta.recipe, examples)}
+        shared = {"test-metric-shared": shared_test_metric(meta.recipe, examples, chain)}
     return {**shared, "test-metric-meta": t_ev.final.test_metric or 0.0,
             "test-metric-baseline": b_ev.final.test_metric or 0.0,
             "steps-meta": float(t_ev.steps), "steps-baseline": float(b_ev.steps),
             "num-examples": float(t_ev.num_examples.train)}
 
 
-def shared_test_metric(recipe: Any, examples: Examples) -> float:
+def shared_test_metric(recipe: Any, examples: Examples, chain: ChainSource | None = None
+                       ) -> float:
     """The test metric of the model ``recipe`` assembles (for a trajectory recipe: the
     replayed shared model), without any training."""
     from fedseed.assemble import assemble
@@ -234,7 +307,7 @@ def shared_test_metric(recipe: Any, examples: Examples) -> float:
 
     splits = split_examples(examples, recipe.split)
     part = splits.test if len(splits.test) else splits.validation
-    model = (projected_shared_model(recipe).model if recipe.projection is not None
+    model = (projected_shared_model(recipe, chain).model if recipe.projection is not None
              else assemble(recipe))
     _, metric = evaluate(model, to_tensors(part, recipe), recipe)
     return float(metric)
@@ -252,6 +325,6 @@ def _keep_weights(model: Any, path: Path, recipe: Any) -> None:
     save_weights(model, path, recipe)
 
 
-__all__ = ["Identity", "final_round", "load_identity", "node_examples",
-           "projected_shared_model", "train_round", "use_registry", "verify_meta",
-           "weights_path_for"]
+__all__ = ["ChainSource", "Identity", "file_partitions", "final_round", "load_identity",
+           "new_identity", "node_examples", "projected_shared_model", "train_round",
+           "use_registry", "verify_meta", "weights_path_for"]

@@ -48,6 +48,13 @@ class FederationConfig:
     dataset: str = "digits"
     partitioner: str = "dirichlet"
     alpha: float = 0.5
+    # Your own data instead of a built-in set: a CSV, JSONL, Parquet file or a
+    # save_to_disk folder every simulated node reads, then partitioned by the
+    # ``partition_by`` column (one user per value) or by ``partitioner``.
+    data: str = ""
+    partition_by: str = ""
+    text_column: str = "text"
+    label_column: str = "label"
     aggregator: str = "best"
     robust: bool = True
     budget_from_curves: bool = True
@@ -86,6 +93,14 @@ class FederationConfig:
             (self.partitioner in ("iid", "dirichlet", "natural"),
              "partitioner must be iid, dirichlet or natural"),
             (self.alpha > 0, "alpha must be positive"),
+            (bool(self.data) or not self.partition_by,
+             "partition-by names a column of your data file: set data too"),
+            (not self.data or self.dataset == "digits",
+             f"data '{self.data}' and dataset '{self.dataset}' both name what to federate; "
+             "keep one"),
+            (not self.partition_by or self.partitioner in ("dirichlet", "natural"),
+             f"partition-by '{self.partition_by}' is a natural partition (one user per "
+             f"value); drop partitioner '{self.partitioner}'"),
             (self.client_trust in ("store", "tofu"), "client-trust must be store or tofu"),
             (self.max_steps >= 0, "max-steps must be 0 (recipe's own) or positive"),
             (self.mode in ("recipes", "trajectory"), "mode must be recipes or trajectory"),

@@ -19,7 +19,7 @@ def get_aggregator(name: str, options: Options | None = None) -> Aggregator:
     if name not in AGGREGATORS:
         raise AggregationError(f"unknown aggregator '{name}'; choose from "
                                f"{', '.join(sorted(AGGREGATORS))}")
-    return AGGREGATORS[name](options or Options())  # type: ignore[no-any-return]
+    return AGGREGATORS[name](options or Options())
 
 
 __all__ = ["AGGREGATORS", "Aggregator", "AggregatorState", "Best", "ClientReply", "FedEx",

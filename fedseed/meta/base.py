@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fedseed.recipe.model import Recipe
-from fedseed.recipe.search import Scalar, SearchSpace
+from fedseed.recipe.search import Scalar, SearchPath, SearchSpace
 
 
 @dataclass(frozen=True)
@@ -81,21 +81,21 @@ def sample_assignment(space: SearchSpace, rng: random.Random) -> dict[str, Scala
     return {path: dist.sample(rng.random()) for path, dist in space.params.items()}
 
 
-def assignment_key(assignment: Mapping[str, Scalar]) -> str:
+def assignment_key(assignment: Mapping[str, Scalar] | Mapping[SearchPath, Scalar]) -> str:
     """Canonical text of an assignment: equal assignments, equal keys."""
     return json.dumps(dict(assignment), sort_keys=True, separators=(",", ":"))
 
 
 def draw_candidates(space: SearchSpace, count: int, rng: random.Random,
-                    skip: tuple[str, ...] = ()) -> list[dict[str, Scalar]]:
+                    skip: tuple[str, ...] = ()) -> list[dict[SearchPath, Scalar]]:
     """Up to ``count`` distinct configurations, Latin-hypercube stratified per path
     (each path's range is cut into ``count`` strata and each stratum used once), so
     a small population still spans every range. Paths in ``skip`` are left out."""
     paths = [p for p in space.params if p not in skip]
     strata = {p: rng.sample(range(count), count) for p in paths}
-    seen: dict[str, dict[str, Scalar]] = {}
+    seen: dict[str, dict[SearchPath, Scalar]] = {}
     for i in range(count):
-        assignment = {p: space.params[p].sample((strata[p][i] + rng.random()) / count)  # type: ignore[index]
+        assignment = {p: space.params[p].sample((strata[p][i] + rng.random()) / count)
                       for p in paths}
         assignment = {p: _round(v) for p, v in assignment.items()}
         seen.setdefault(assignment_key(assignment), assignment)

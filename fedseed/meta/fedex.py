@@ -37,6 +37,7 @@ from fedseed.meta.robust import (
 )
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.portfolio import Candidate, Portfolio
+from fedseed.recipe.search import Scalar
 
 #: Devices per dealt configuration: a median over three resists one liar.
 GROUP_SIZE = 3
@@ -122,7 +123,7 @@ class FedEx:
             "baseline": baseline, "eta": eta, "theta": theta, "flagged": screened.flagged})
 
 
-def _current(meta: Recipe, path: str) -> object:
+def _current(meta: Recipe, path: str) -> Scalar:
     section, _, field = path.partition(".")
     return getattr(getattr(meta, section), field)
 

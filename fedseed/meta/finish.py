@@ -10,8 +10,9 @@ from fedseed.meta.budget import budget_from_curves
 from fedseed.meta.warm import pooled_second_moments
 from fedseed.recipe.evidence import Lineage
 from fedseed.recipe.model import Recipe
+from fedseed.recipe.overrides import apply_assignment
 from fedseed.recipe.portfolio import Portfolio
-from fedseed.recipe.search import Choice, LogUniform, Scalar, SearchSpace, Uniform, apply_assignment
+from fedseed.recipe.search import Choice, LogUniform, Scalar, SearchPath, SearchSpace, Uniform
 
 
 def largest_budget(meta: Recipe) -> int:
@@ -25,8 +26,9 @@ def largest_budget(meta: Recipe) -> int:
     return meta.budget.max_steps
 
 
-def next_meta(meta: Recipe, recommended: Mapping[str, Scalar], *, replies: Sequence[ClientReply],
-              budget_evidence: Sequence[ClientReply], portfolio: Portfolio | None,
+def next_meta(meta: Recipe, recommended: Mapping[str, Scalar] | Mapping[SearchPath, Scalar], *,
+              replies: Sequence[ClientReply], budget_evidence: Sequence[ClientReply],
+              portfolio: Portfolio | None,
               search_space: SearchSpace | None, round_: int, method: str,
               options: Options, kept: Sequence[ClientReply] | None = None) -> Recipe:
     """``meta`` running ``recommended``, with the next round's portfolio and lineage.

@@ -28,9 +28,9 @@ from fedseed.meta.finish import largest_budget, next_meta
 from fedseed.meta.robust import score_groups, screen
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.portfolio import Candidate, Portfolio
-from fedseed.recipe.search import Scalar
+from fedseed.recipe.search import Scalar, SearchPath
 
-_BUDGET = "budget.max_steps"
+_BUDGET: SearchPath = "budget.max_steps"
 
 
 #: Devices per dealt configuration: a median over three resists one liar.
@@ -51,8 +51,8 @@ class SuccessiveHalving:
         """The largest step budget the search space allows (the recipe's own if none)."""
         return largest_budget(meta)
 
-    def _at_budget(self, meta: Recipe, assignment: dict[str, Scalar], steps: int
-                   ) -> dict[str, Scalar]:
+    def _at_budget(self, meta: Recipe, assignment: dict[SearchPath, Scalar], steps: int
+                   ) -> dict[SearchPath, Scalar]:
         return {**assignment, _BUDGET: steps,
                 "budget.eval_every": min(meta.budget.eval_every, steps),
                 "schedule.warmup_steps": min(meta.schedule.warmup_steps, steps)}

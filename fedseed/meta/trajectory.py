@@ -56,7 +56,7 @@ class TrajectoryAggregator:
             trajectory = meta.trajectory
         else:
             trajectory = Trajectory(generator_version=torch_version(),
-                                    base_seed=self.options.seed, **self.settings)  # type: ignore[arg-type]
+                                    base_seed=self.options.seed, **self.settings)
         zeros = np.zeros(trajectory.pool_size, dtype=np.float32)
         if trajectory.coefficients is None:
             trajectory = trajectory.model_copy(update={"coefficients": encode_floats(zeros)})

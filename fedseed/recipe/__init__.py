@@ -27,7 +27,8 @@ from fedseed.recipe.evidence import (
     TensorStats,
 )
 from fedseed.recipe.model import SCHEMA_VERSION, Recipe
-from fedseed.recipe.search import SEARCHABLE_PATHS, SearchSpace, apply_assignment
+from fedseed.recipe.overrides import apply_assignment
+from fedseed.recipe.search import SEARCHABLE_PATHS, SearchSpace
 
 __all__ = [
     "MAX_RECIPE_BYTES",

@@ -1,8 +1,10 @@
 """Architectures a recipe can name, each with a closed, bounded config.
 
-Two families: ``torch`` (small built-in nets: ``mlp``, ``cnn``, ``ngram-bag``) and
+Three families: ``torch`` (small built-in nets: ``mlp``, ``cnn``, ``ngram-bag``),
 ``transformers`` (``bert``, ``distilbert``, ``gpt2``, built with ``from_config`` and
-random initialisation, never from a hub). Configs are typed here rather than passed
+random initialisation, never from a hub), and ``custom``: a torch model factory the
+device registered itself (:mod:`fedseed.architectures`), pinned by name, entry point
+and a digest of its source. Built-in configs are typed here rather than passed
 through as free dicts so that a misspelt key or an absurd size is rejected when the
 recipe is read, not minutes later on a device.
 """
@@ -179,6 +181,28 @@ class GPT2(StrictModel):
     config: GPT2ConfigSpec
 
 
+ConfigValue = int | float | str | bool | None | list[int | float | str]
+
+
+class CustomArchitecture(StrictModel):
+    """A torch model factory registered on the device (``family: custom``).
+
+    ``name`` is what the device registered it as (entry point group
+    ``fedseed.architectures``, or :func:`fedseed.architectures.register`); ``entry``
+    (``module:function``) and ``source`` (SHA-256 of the source of the module that
+    defines it) pin the code, so a device whose code differs refuses the recipe.
+    ``entry`` is compared, never imported: only registered code runs. ``config`` is
+    passed to the factory as it stands (``recipe.architecture.config``).
+    """
+
+    family: Literal["custom"] = "custom"
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+    entry: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$",
+                                max_length=300)]
+    source: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+    config: Annotated[dict[str, ConfigValue], Field(max_length=64)] = {}
+
+
 #: Every architecture a recipe may name, keyed by ``family:name``.
 ARCHITECTURES: dict[str, type[StrictModel]] = {
     "torch:mlp": TorchMLP,
@@ -191,10 +215,10 @@ ARCHITECTURES: dict[str, type[StrictModel]] = {
 
 
 def _architecture_tag(value: Any) -> str | None:
-    if isinstance(value, dict):
-        key = f"{value.get('family')}:{value.get('name')}"
-    else:
-        key = f"{getattr(value, 'family', None)}:{getattr(value, 'name', None)}"
+    get = value.get if isinstance(value, dict) else lambda k: getattr(value, k, None)
+    if get("family") == "custom":
+        return "custom"
+    key = f"{get('family')}:{get('name')}"
     return key if key in ARCHITECTURES else None
 
 
@@ -204,12 +228,13 @@ Architecture = Annotated[
     | Annotated[TorchNgramBag, Tag("torch:ngram-bag")]
     | Annotated[Bert, Tag("transformers:bert")]
     | Annotated[DistilBert, Tag("transformers:distilbert")]
-    | Annotated[GPT2, Tag("transformers:gpt2")],
+    | Annotated[GPT2, Tag("transformers:gpt2")]
+    | Annotated[CustomArchitecture, Tag("custom")],
     Discriminator(
         _architecture_tag,
         custom_error_type="unknown_architecture",
         custom_error_message="unknown architecture; supported family:name pairs are "
-        + ", ".join(ARCHITECTURES),
+        + ", ".join(ARCHITECTURES) + ", or family custom (a registered factory)",
     ),
 ]
 """Tagged union of the supported architectures, discriminated by ``family:name``."""

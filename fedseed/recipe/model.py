@@ -37,11 +37,15 @@ _FITS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     ),
 }
 
+_CUSTOM_FITS = (frozenset({"classification"}), frozenset({"tabular", "image", "text"}))
+
 #: The architecture each tokenizer kind feeds (every other architecture takes bytes).
 _NGRAM_ARCHITECTURE = "torch:ngram-bag"
 
 
 def _check_tokenizer_pairing(architecture: str, kind: str) -> None:
+    if architecture.startswith("custom:"):
+        return  # a registered factory takes whichever ids its recipe's tokenizer makes
     if (architecture == _NGRAM_ARCHITECTURE) != (kind == "hashed-ngrams"):
         wanted = "hashed-ngrams" if architecture == _NGRAM_ARCHITECTURE else "bytes"
         raise ValueError(f"tokenizer.kind '{kind}' cannot feed architecture {architecture}; "
@@ -80,7 +84,8 @@ class Recipe(StrictModel):
     def _architecture_fits_task(self) -> Recipe:
         arch = self.architecture
         key = f"{arch.family}:{arch.name}"
-        kinds, modalities = _FITS[key]
+        # A custom factory classifies any modality; what it cannot build, it says.
+        kinds, modalities = _FITS.get(key) or _CUSTOM_FITS
         if self.task.kind not in kinds:
             raise ValueError(
                 f"architecture {key} cannot do task.kind '{self.task.kind}' "

@@ -9,16 +9,11 @@ schema would reject.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import Discriminator, Field, model_validator
 
-from fedseed.errors import RecipeError
 from fedseed.recipe._base import MAX_STEPS, StrictModel
-
-if TYPE_CHECKING:
-    from fedseed.recipe.model import Recipe
 
 #: Recipe fields a search space (or ``--set``) may change.
 SearchPath = Literal[
@@ -150,35 +145,3 @@ def _check(path: str, dist: LogUniform | Uniform | Choice) -> str | None:
     if dist.low < low or dist.high > high:
         return f"range [{dist.low:g}, {dist.high:g}] is outside {_shown(low, high)}"
     return None
-
-
-def apply_assignment(recipe: Recipe, assignment: Mapping[str, Scalar]) -> Recipe:
-    """Return a copy of ``recipe`` with each dotted path set to its assigned value.
-
-    The result is validated as a whole, so an assignment that breaks a bound or a
-    cross-field rule raises :class:`RecipeError` naming the path and value.
-    """
-    from fedseed.recipe.codec import canonical_dict, recipe_from_dict
-
-    data = canonical_dict(recipe)
-    for path, value in assignment.items():
-        if path not in SEARCHABLE_PATHS:
-            raise RecipeError(
-                f"cannot set '{path}': settable paths are {', '.join(SEARCHABLE_PATHS)}"
-            )
-        section, field = path.split(".")
-        if section not in data:
-            raise RecipeError(f"cannot set '{path}': the recipe has no '{section}' section")
-        if field == "momentum" and data[section].get("name") != "sgd":
-            raise RecipeError(f"cannot set '{path}': only the sgd optimizer has momentum")
-        data[section] = {**data[section], field: value}
-    return recipe_from_dict(data, source=f"{recipe.name} with {dict(assignment)}")
-
-
-def with_step_budget(recipe: Recipe, max_steps: int) -> Recipe:
-    """``recipe`` with ``max_steps`` as its step budget; its evaluation interval and
-    warmup are shortened to fit inside it."""
-    return apply_assignment(recipe, {
-        "budget.max_steps": max_steps,
-        "budget.eval_every": min(recipe.budget.eval_every, max_steps),
-        "schedule.warmup_steps": min(recipe.schedule.warmup_steps, max_steps)})

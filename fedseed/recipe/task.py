@@ -25,13 +25,18 @@ class Task(StrictModel):
     """The learning problem a recipe solves.
 
     ``num_labels`` is required for classification and must be absent for language
-    modelling (the vocabulary is the tokenizer's). ``metric`` is what validation,
-    early stopping and evidence report.
+    modelling (the vocabulary is the tokenizer's). ``labels`` optionally names the
+    classes: data may then hold these strings as labels, and class id ``i`` is
+    ``labels[i]`` (so the order is part of the recipe). ``metric`` is what
+    validation, early stopping and evidence report.
     """
 
     kind: TaskKind
     modality: Modality
     num_labels: Annotated[int, Field(ge=2, le=100_000)] | None = None
+    # Absent, not null, when unset: recipes without names keep their bytes and digest.
+    labels: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, exclude_if=lambda value: value is None)
     metric: Metric
 
     @model_validator(mode="after")
@@ -42,9 +47,18 @@ class Task(StrictModel):
             if self.metric == "perplexity":
                 raise ValueError("task.metric 'perplexity' is for language-modeling; "
                                  "use 'accuracy' or 'macro_f1'")
+            if self.labels is not None:
+                if len(self.labels) != self.num_labels:
+                    raise ValueError(f"task.labels names {len(self.labels)} classes but "
+                                     f"task.num_labels is {self.num_labels}; make them agree")
+                if len(set(self.labels)) != len(self.labels):
+                    twice = next(x for x in self.labels if self.labels.count(x) > 1)
+                    raise ValueError(f"task.labels names '{twice}' twice; class names "
+                                     "must be distinct")
         else:
-            if self.num_labels is not None:
-                raise ValueError("task.num_labels must be omitted for language-modeling")
+            if self.num_labels is not None or self.labels is not None:
+                raise ValueError("task.num_labels and task.labels must be omitted for "
+                                 "language-modeling")
             if self.metric != "perplexity":
                 raise ValueError("task.metric must be 'perplexity' for language-modeling")
             if self.modality != "text":

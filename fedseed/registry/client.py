@@ -37,6 +37,11 @@ class RegistryClient(Protocol):
         """Every published recipe."""
         ...
 
+    def with_publishers(self, trust: TrustStore) -> RegistryClient:
+        """This registry, accepting publishers trusted in ``trust`` (an embedded store
+        checks them here; a remote one decides itself whom it accepts)."""
+        ...
+
 
 class LocalClient:
     """The embedded registry, accepting publishers trusted in the local trust store."""
@@ -57,6 +62,9 @@ class LocalClient:
 
     def entries(self) -> list[Entry]:
         return self.registry.entries()
+
+    def with_publishers(self, trust: TrustStore) -> LocalClient:
+        return LocalClient(Path(self.location), trust)
 
 
 class HTTPClient:
@@ -97,6 +105,9 @@ class HTTPClient:
 
     def entries(self) -> list[Entry]:
         return [_entry(item) for item in self._request("GET", "/v1/recipes").json()]
+
+    def with_publishers(self, trust: TrustStore) -> HTTPClient:
+        return self  # the server checks publishers against its own trust store
 
 
 _ERRORS: dict[int, type[RegistryError] | type[VerificationError]] = {

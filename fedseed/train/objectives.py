@@ -13,8 +13,11 @@ from fedseed.recipe.model import Recipe
 
 def logits_of(model: torch.nn.Module, batch: Batch, recipe: Recipe) -> torch.Tensor:
     """The model's logits for ``batch`` (inputs named as :func:`to_tensors` names them)."""
-    if recipe.architecture.name == "ngram-bag":
+    if recipe.architecture_key == "torch:ngram-bag" or (
+            recipe.architecture.family == "custom" and "input_ids" in batch):
         return model(batch["input_ids"])
+    if recipe.architecture.family == "custom":
+        return model(batch["features"])
     if recipe.architecture.family == "torch":
         key = "images" if recipe.architecture.name == "cnn" else "features"
         return model(batch[key])

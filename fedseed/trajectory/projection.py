@@ -8,7 +8,7 @@ for what is pinned. Planning is a pure function of the model's tensor sizes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -41,7 +41,8 @@ def plan_groups(sizes: Sequence[tuple[str, int]], total_k: int, *, floor: int = 
     whole = sum(size for _, size in sizes)
     groups = []
     for name, size in sizes:
-        basis = "count-sketch" if size > dense_limit else "gaussian"
+        basis: Literal["gaussian", "count-sketch"] = (
+            "count-sketch" if size > dense_limit else "gaussian")
         k = max(floor, round(total_k * size / whole))
         if basis == "gaussian":
             k = min(k, size)

@@ -79,7 +79,7 @@ def test_language_modeling_needs_no_labels(tmp_path):
         ("body,label\nhi,1\n", BERT, {"text_column": "text"}, "pass --text-column"),
         ("text,label\nhi,7\n", BERT, {}, "value 7 at row 0, outside 0..1"),
         ("text,label\nhi,-1\n", BERT, {}, "value -1 at row 0"),
-        ("text,label\nhi,yes\n", BERT, {}, "labels must be integer"),
+        ("text,label\nhi,yes\n", BERT, {}, "holds text labels, but recipe 'text-bert-tiny'"),
         ("a,b,label\n1,2,0\n", MLP, {}, "2 feature columns, but recipe 'digits-mlp' expects 64"),
         ("text,label\nhello,1\n", MLP, {}, "column 'text' holds text values"),
         ("label\n", BERT, {}, "empty"),

@@ -62,7 +62,7 @@ def test_tofu_refuses_a_key_the_operator_revoked(world, user_examples, tmp_path)
     judged = _judge(envelope, client.pubkey_pem, state, trust=trust, mode="tofu")
 
     # Assert: docs say revoked keys are "untrusted"; accepting it also makes
-    # run_federation's _remember_clients -> TrustStore.add raise SignatureError
+    # the strategy's _remember_clients -> TrustStore.add raise SignatureError
     # ("revocation is permanent"), which kills the server loop.
     assert judged.reply is None and judged.reason == "untrusted"
 
@@ -146,16 +146,16 @@ def test_run_config_refuses_fractional_rounds():
 
 def test_max_steps_override_bounds_the_assigned_budget(tmp_path):
     # Prepare: what the ServerApp builds for `max-steps=20` (fedseed simulate --max-steps).
-    from fedseed.app.server_app import _initial_state, _server_key
-    from fedseed.provenance.keys import public_pem
-    from fedseed.provenance.trust import load_trust
+    from fedseed.federation.from_config import starting_recipe
+    from fedseed.federation.identity import server_identity
+    from fedseed.federation.strategy import FedseedStrategy
     from fedseed.registry.client import open_registry
 
     cfg = FederationConfig(max_steps=20, auto_keys=True)
-    key = _server_key(cfg)
-    trust = load_trust()
-    registry_trust, _ = trust.add(public_pem(key.public_key()), "publisher", "server")
-    state = _initial_state(cfg, key, trust, open_registry(None, registry_trust), Best())
+    key, trust = server_identity(create=True)
+    strategy = FedseedStrategy(Best(), starting_recipe(cfg, trust), key=key, trust=trust,
+                               registry=open_registry(None, trust))
+    state = strategy.initialize()
 
     # Execute
     plan = plan_round(state.meta.recipe, range(8), 1.0, 2, random.Random(0))

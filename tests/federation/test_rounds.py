@@ -192,11 +192,10 @@ def test_best_aggregator_keeps_the_best_configuration_and_links_every_reply(
 
 
 def test_server_without_its_own_key_trusted_as_server_fails_before_round_one():
-    from fedseed.app.server_app import _server_key
     from fedseed.errors import SignatureError
-    from fedseed.federation.config import FederationConfig
+    from fedseed.federation.identity import server_identity
 
     generate_key("server")
 
     with pytest.raises(SignatureError, match="not trusted as server"):
-        _server_key(FederationConfig(auto_keys=False))
+        server_identity("server", create=False)
