@@ -14,8 +14,8 @@ export TRANSFORMERS_OFFLINE := 1
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-compile --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install --quiet --no-compile --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -55,6 +55,7 @@ bench: $(STAMP) bench-setup
 	$(BIN)/fedseed bench personalization --out docs/results
 	$(BIN)/fedseed bench robustness --out docs/results
 	$(BIN)/fedseed bench pretrained-base --out docs/results
+	$(BIN)/fedseed bench text --out docs/results
 
 lint: $(STAMP)
 	$(BIN)/ruff check fedseed tests

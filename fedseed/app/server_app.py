@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from logging import INFO
+from typing import Any
 
 from flwr.app import Context
 from flwr.common.logger import log
@@ -31,10 +32,19 @@ def run_federation(grid: Grid, cfg: FederationConfig,
                    on_event: Event | None = None) -> FederationResult:
     """Run ``cfg.num_rounds`` rounds on ``grid``; return the table and lineage."""
     key, trust = server_identity(cfg.server_key, create=cfg.auto_keys)
+
+    def event(kind: str, value: Any) -> None:
+        if kind == "round":  # one line per round in Flower's log (`flwr run --stream`)
+            log(INFO, "fedseed round %d: sampled %d, accepted %d, rejected %s, val mean %s, "
+                "bytes down/up %d/%d", value.round, value.sampled, value.accepted,
+                dict(value.rejected), value.val_mean, value.bytes_down, value.bytes_up)
+        if on_event is not None:
+            on_event(kind, value)
+
     strategy = FedseedStrategy(
         aggregator_for(cfg), starting_recipe(cfg, trust), key=key, trust=trust,
         registry=open_registry(cfg.registry or None, trust), settings=round_settings(cfg),
-        on_trust=save_client_keys, on_event=on_event)
+        on_trust=save_client_keys, on_event=event)
     return strategy.start(GridTransport(grid), resume=cfg.resume)
 
 

@@ -364,7 +364,7 @@ class FedseedStrategy:
             if report.next_digest != before:
                 result.meta_digests.append(report.next_digest)
             result.rounds.append(report)
-            log.info("fedseed round %d: sampled %d, accepted %d, rejected %s, val mean %s, "
+            log.debug("fedseed round %d: sampled %d, accepted %d, rejected %s, val mean %s, "
                      "bytes down/up %d/%d", server_round, report.sampled, report.accepted,
                      dict(report.rejected), report.val_mean, report.bytes_down,
                      report.bytes_up)

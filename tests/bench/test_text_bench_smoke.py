@@ -1,6 +1,6 @@
 """`fedseed bench text` end to end on a tiny labelled fortunes folder: the TF-IDF
-baselines, local training and a real first-order seed-projection federation on the
-same users, and the files and target lines it must write."""
+baselines and local training on the same users, and the files and target lines it
+must write."""
 
 from __future__ import annotations
 
@@ -52,8 +52,7 @@ def test_methods_side_by_side_with_bytes_and_compute(smoke):
     assert scenario["federated"] == 3 and scenario["held_out"] == 1
     assert scenario["partition"]["train_rows_max"] <= 40
     methods = {m["method"]: m for m in scenario["methods"]}
-    assert set(methods) == {"tfidf-lr-local", "tfidf-lr-pooled", "local-default",
-                            "fedseed-first-order", "fedseed-first-order+ft"}
+    assert set(methods) == {"tfidf-lr-local", "tfidf-lr-pooled", "local-default"}
     for m in methods.values():
         assert 0.0 <= m["mean"] <= 1.0
     # Six words per category: the local TF-IDF baseline separates them.
@@ -61,26 +60,20 @@ def test_methods_side_by_side_with_bytes_and_compute(smoke):
     # Local methods send nothing; pooling raw rows sends the text itself.
     assert methods["tfidf-lr-local"]["bytes_up_per_client"] == 0
     assert methods["tfidf-lr-pooled"]["bytes_up_per_client"] > 30 * 10
-    fo = methods["fedseed-first-order"]
-    # About 64 float32 coefficients up per round (at least 8 per tensor), signed: far
-    # below text-ngram's 2.1M weights. The 2M-row embedding table gets a Count Sketch.
-    assert 64 * 4 < fo["bytes_up_per_client"] < 4 * 2_100_000 / 100
-    assert 64 <= fo["projection_k"] <= 64 + 8 * 4 and "count-sketch" in fo["bases"]
-    assert fo["client_steps"] > 0
-    assert methods["fedseed-first-order+ft"]["client_steps"] > fo["client_steps"]
+    assert methods["local-default"]["client_steps"] > 0
 
 
 def test_targets_are_judged_met_or_missed(smoke):
     out, _ = smoke
     md = (out / "text.md").read_text()
-    assert "## Targets" in md and "TF-IDF" in md
-    assert "**met**" in md or "**missed**" in md
+    # No fedseed row ran: the page says so instead of judging a target.
+    assert "## Targets" in md and "no fedseed row ran" in md
 
 
 def test_unknown_method_is_bad_input(fedseed, tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text((ASSETS / "text-tiny.toml").read_text().replace(
-        '"first-order"]', '"first-order", "telepathy"]').replace("@FORTUNES@", str(tmp_path)))
+        '"local-default"]', '"local-default", "telepathy"]').replace("@FORTUNES@", str(tmp_path)))
     run = fedseed("bench", "text", "--config", str(config), "--out", str(tmp_path / "r"))
     assert run.code == 2 and "telepathy" in run.err
     assert not (tmp_path / "r").exists()
