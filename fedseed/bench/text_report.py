@@ -165,7 +165,8 @@ def markdown(payload: dict[str, Any]) -> str:
 
 def notes(payload: dict[str, Any]) -> list[str]:
     """What was run and what was not, and why."""
-    return [
+    ran = {m for s in payload["scenarios"] for m in s["methods_run"]}
+    lines = [
         "## What was run, and what was not",
         "",
         "- **From a pretrained base: not run.** text-ngram has no pretrained base. The only "
@@ -175,14 +176,22 @@ def notes(payload: dict[str, Any]) -> list[str]:
         "both far below text-ngram's 0.476 on the same task (results/text_small_data.md). "
         "FedAvg + FT and first-order rows from that base would cost several times this "
         "whole run on 2 cores (BERT-tiny steps are much slower than text-ngram's) to "
-        "measure a starting point already known to be worse than scratch; they were left "
-        "out of the 40-minute budget.",
+        "measure a starting point already known to be worse than scratch.",
         "- **Zeroth-order trajectory from scratch** (text-ngram has no base): seed "
         "trajectories are meant to start from a pretrained model (DESIGN.md); the row "
         "shows what they give without one.",
-        "- **Hyperparameters**: the oracle grid, the FedAvg schedule and the trajectory "
-        "settings were set once from the recipe's defaults, not tuned on test splits.",
+        "- **Hyperparameters**: the FedAvg schedule and the trajectory settings were set "
+        "once from the recipe's defaults, not tuned on test splits.",
     ]
+    if "local-oracle" not in ran:
+        lines.append("- **local-oracle: not run** in this configuration (a per-user grid "
+                     "costs one local run per grid point per user); the personalization "
+                     "bench reports it for digits and fortunes.")
+    if not any(s["dataset"] == "fortunes" for s in payload["scenarios"]):
+        lines.append("- **The fortunes char-LM** is not in this run: it is the `fortunes` "
+                     "scenario of `fedseed bench personalization` (results/personalization.md"
+                     "), on the same users and methods, without first-order rows.")
+    return lines
 
 
 def figure(payload: dict[str, Any], path: Path) -> Path:
