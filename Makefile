@@ -9,6 +9,13 @@ STAMP := $(VENV)/.fedseed-installed
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# Machines of the project's kind (and many Docker images) set PYTHONDONTWRITEBYTECODE=1.
+# With pip's --no-compile below, that would leave torch, transformers and flwr without
+# bytecode, so every process the suite starts (CLI runs, SuperLinks, Ray workers)
+# recompiled them from source: CI went from 674 s to 2,235 s. Unset, the first import of
+# each module writes its .pyc and later processes reuse it; only modules that are
+# actually imported get compiled, which is cheaper than byte-compiling all of them.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test test-busy bench bench-setup lint clean
 
