@@ -31,3 +31,6 @@ class TrajectoryDefaults:
 
 
 TRAJECTORY = TrajectoryDefaults()
+
+#: The fixed hypothesis seed of `fedseed bench robustness` (recorded in its results).
+ROBUSTNESS_SEED = 20260101

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fedseed._internal.atomic import atomic_directory, atomic_write_bytes
+from fedseed.assemble import assemble, save_weights
 from fedseed.data.examples import Examples, split_examples
 from fedseed.data.local import check_examples, load_examples
 from fedseed.recipe.codec import canonical_bytes, recipe_digest
@@ -52,7 +54,6 @@ def personalize_examples(
     recipe's random initialisation: the FedAvg + fine-tuning baseline, or a model
     rebuilt some other way.
     """
-    from fedseed.assemble import assemble
     from fedseed.train.loop import train
 
     ran = apply_assignment(recipe, assignment) if assignment else recipe
@@ -84,9 +85,6 @@ def personalize(
     at all: everything is written to a temporary folder that is renamed at the end,
     and every input is checked before training starts.
     """
-    from fedseed._internal.atomic import atomic_directory, atomic_write_bytes
-    from fedseed.assemble import save_weights
-
     ran = apply_assignment(recipe, assignment) if assignment else recipe
     examples = load_examples(data, ran, text_column=text_column, label_column=label_column)
     split_examples(examples, ran.split)  # fail on too-small data before touching `out`

@@ -19,6 +19,7 @@ so forking it is safe: it serves one fork per request from a select loop.
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import os
 import shutil
@@ -138,13 +139,13 @@ class WarmParent:
         line = self.process.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError(f"the warm CLI parent did not start: {self.log.read_text()[-2000:]}")
-        self.runs = 0
+        self.runs = itertools.count(1)  # next() is atomic: threads may run commands at once
 
     def run(self, args: list[str], cwd: Path | None, env: dict[str, str], timeout: float
             ) -> tuple[int, str, str]:
         """Run ``python -m fedseed *args`` forked from the parent; (status, out, err)."""
-        self.runs += 1
-        out, err = (self.folder / f"{self.runs}.{name}" for name in ("out", "err"))
+        number = next(self.runs)
+        out, err = (self.folder / f"{number}.{name}" for name in ("out", "err"))
         request = {"args": args, "cwd": str(cwd or Path.cwd()), "env": env,
                    "stdout": str(out), "stderr": str(err)}
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:

@@ -11,9 +11,14 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fedseed._internal.atomic import atomic_path
+from fedseed.architectures import build_custom
+from fedseed.bases.load import load_base
+from fedseed.bases.store import BaseStore
 from fedseed.errors import ArchitectureError
 from fedseed.recipe.codec import recipe_digest
 from fedseed.recipe.model import Recipe
+from fedseed.trajectory.replay import apply_trajectory
 
 if TYPE_CHECKING:
     import torch
@@ -33,13 +38,8 @@ def assemble(recipe: Recipe, bases: BaseStore | None = None) -> torch.nn.Module:
         model = _build(recipe)
     model = model.to(torch.float32)
     if recipe.init.base is not None:
-        from fedseed.bases.load import load_base
-        from fedseed.bases.store import BaseStore
-
         load_base(model, (bases or BaseStore.default()).resolve(recipe.init.base))
     if recipe.trajectory is not None and recipe.trajectory.coefficients is not None:
-        from fedseed.trajectory.replay import apply_trajectory
-
         apply_trajectory(model, recipe.trajectory)
     return model
 
@@ -70,8 +70,6 @@ def _build(recipe: Recipe) -> torch.nn.Module:
 
         return build_transformers_model(recipe)
     if arch.family == "custom":  # the device's own registered code, checked first
-        from fedseed.architectures import build_custom
-
         return build_custom(recipe)
     raise ArchitectureError(f"unknown architecture family '{arch.family}'")
 
@@ -93,8 +91,6 @@ def save_weights(model: torch.nn.Module, path: str | Path, recipe: Recipe) -> No
     ``safetensors.torch.save_model`` does.
     """
     from safetensors.torch import save_model
-
-    from fedseed._internal.atomic import atomic_path
 
     with atomic_path(Path(path)) as tmp:
         save_model(model, str(tmp), metadata={"fedseed.recipe": recipe_digest(recipe),

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from fedseed._internal.memory import deferred_import
 from fedseed.errors import ArchitectureError
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.task import BOS_ID, EOS_ID, PAD_ID
@@ -59,7 +60,6 @@ def _import_model_base() -> None:
     """
     if "transformers.modeling_utils" in sys.modules:
         return
-    from fedseed._internal.memory import deferred_import
 
     with deferred_import("scipy.optimize"):
         importlib.import_module("transformers.modeling_utils")

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fedseed._internal.atomic import atomic_directory, check_output_folder
+from fedseed.assemble import _sort_header
 from fedseed.bases.digest import file_sha256
 from fedseed.errors import ArchitectureError, DataError
 from fedseed.recipe.codec import canonical_json, digest_bytes
@@ -87,9 +89,6 @@ def pretrain(recipe: Recipe, corpus: Sequence[Path], out: Path,
     """Pretrain ``recipe``'s architecture on ``corpus``; write ``out/base.safetensors``
     and ``out/base.json`` atomically; return the description written to the JSON."""
     import torch
-
-    from fedseed._internal.atomic import atomic_directory, check_output_folder
-    from fedseed.assemble import _sort_header
 
     objective = objective_of(recipe)
     if recipe.tokenizer is None or recipe.tokenizer.kind != "bytes":

@@ -20,6 +20,7 @@ from typing import Any
 from fedseed._internal.atomic import atomic_directory
 from fedseed.bases.digest import base_digest
 from fedseed.errors import BaseNotFound, DataError, VerificationError
+from fedseed.home import fedseed_home
 
 BASES_DIR = "bases"
 FILE_NAME = "base.safetensors"
@@ -51,8 +52,6 @@ class BaseStore:
     @classmethod
     def default(cls) -> BaseStore:
         """The store of this device, under ``$FEDSEED_HOME``."""
-        from fedseed.home import fedseed_home
-
         return cls(fedseed_home() / BASES_DIR)
 
     def add(self, source: Path, *, produced_by: Mapping[str, Any] | None = None) -> StoredBase:

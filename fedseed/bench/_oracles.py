@@ -31,9 +31,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from fedseed.errors import FedseedError
 from fedseed.provenance._packed_dictionary import DICTIONARY
 from fedseed.provenance.envelope import MAX_ENVELOPE_BYTES, MAX_SIGNATURES, PAYLOAD_TYPE
 from fedseed.provenance.packed import MAGIC
+from fedseed.recipe.codec import canonical_bytes, canonical_dict, parse_recipe
 
 
 class Refuse(Exception):
@@ -260,9 +262,6 @@ def unfaithful_recipe(data: bytes | str, recipe: Any) -> str | None:
     absent optional top-level section may be spelled ``null``; absent members take
     their defaults); and the recipe has canonical bytes that read back to itself.
     """
-    from fedseed.errors import FedseedError
-    from fedseed.recipe.codec import canonical_bytes, canonical_dict, parse_recipe
-
     try:
         text = strict_json(as_utf8(data))
     except Refuse as e:

@@ -30,6 +30,10 @@ from typing import Any
 
 from fedseed.bench._signed_world import World, build_world
 from fedseed.errors import RegistryError
+from fedseed.provenance.envelope import Envelope
+from fedseed.provenance.trust import save_trust
+from fedseed.recipe import canonical_bytes, load_builtin
+from fedseed.recipe.codec import digest_bytes
 
 
 def _free_port() -> int:
@@ -85,9 +89,6 @@ def _real_body(world: World, choice: str, seed: int) -> dict[str, Any]:
     """A real signed envelope for a publish (see the module docstring)."""
     import json
 
-    from fedseed.provenance.envelope import Envelope
-    from fedseed.recipe import canonical_bytes, load_builtin
-
     base = load_builtin("digits-mlp")
     recipe = base.model_copy(update={"init": base.init.model_copy(update={"seed": seed})})
     payload = canonical_bytes(recipe)
@@ -127,9 +128,6 @@ def fuzz(workdir: Path, cases: int, seed: int,
         response_schema_conformance,
         status_code_conformance,
     )
-
-    from fedseed.provenance.trust import save_trust
-    from fedseed.recipe.codec import digest_bytes
 
     world = build_world()
     store = workdir / "store"

@@ -24,7 +24,14 @@ from fedseed.bench._oracles import (
 from fedseed.bench._robust_cases import Case, Reply
 from fedseed.bench._signed_world import ASSIGNMENTS, World
 from fedseed.errors import FedseedError
+from fedseed.federation.client import verify_meta
+from fedseed.federation.server import judge_reply
 from fedseed.provenance.envelope import PAYLOAD_TYPE
+from fedseed.provenance.keys import key_id
+from fedseed.provenance.packed import read_envelope
+from fedseed.provenance.verify import verify_envelope
+from fedseed.recipe import apply_assignment, canonical_dict
+from fedseed.recipe.codec import canonical_bytes, digest_bytes, parse_recipe
 
 
 @dataclass(frozen=True)
@@ -54,8 +61,6 @@ def _refused(must_accept: bool, e: BaseException | None = None) -> Outcome:
 
 def read(case: Case, world: World) -> Outcome:
     """``read_envelope``: accepted only as the format oracle decodes it."""
-    from fedseed.provenance.packed import read_envelope
-
     try:
         expected = decode_envelope(case.data)
     except Refuse as e:
@@ -76,10 +81,6 @@ def read(case: Case, world: World) -> Outcome:
 def verify(case: Case, world: World) -> Outcome:
     """``verify_envelope`` (publisher role): accepted only over bytes a trusted,
     unrevoked publisher key signed, as a faithful recipe."""
-    from fedseed.provenance.packed import read_envelope
-    from fedseed.provenance.verify import verify_envelope
-    from fedseed.recipe.codec import digest_bytes
-
     try:
         verified = verify_envelope(read_envelope(case.data), world.registry_trust,
                                    role="publisher")
@@ -98,8 +99,6 @@ def verify(case: Case, world: World) -> Outcome:
 
 def parse(case: Case, world: World) -> Outcome:
     """``parse_recipe``: accepted only as a faithful reading of strict JSON."""
-    from fedseed.recipe.codec import parse_recipe
-
     try:
         recipe = parse_recipe(case.data)
     except FedseedError as e:
@@ -111,8 +110,6 @@ def parse(case: Case, world: World) -> Outcome:
 
 def check_meta(case: Case, world: World) -> Outcome:
     """``verify_meta``: accepted only over bytes the (unrevoked) server key signed."""
-    from fedseed.federation.client import verify_meta
-
     try:
         verified = verify_meta(case.data, world.device_trust)  # type: ignore[arg-type]
     except FedseedError as e:
@@ -128,8 +125,6 @@ def check_meta(case: Case, world: World) -> Outcome:
 
 def judge(case: Case, world: World) -> Outcome:
     """``judge_reply``: accepted only if it is exactly a fresh honest reply."""
-    from fedseed.federation.server import judge_reply
-
     reply = case.reply
     assert reply is not None
     round_ = world.rounds[reply.round]
@@ -159,8 +154,6 @@ def judge(case: Case, world: World) -> Outcome:
 
 
 def _expected(world: World, round_index: int, assignment_index: int) -> dict:
-    from fedseed.recipe import apply_assignment, canonical_dict
-
     meta = world.rounds[round_index].state.meta.recipe
     assignment = ASSIGNMENTS[assignment_index]
     ran = apply_assignment(meta, assignment) if assignment else meta
@@ -171,8 +164,6 @@ def _expected(world: World, round_index: int, assignment_index: int) -> dict:
 def _signer_admissible(world: World, reply: Reply, kid: str, bound: str | None) -> str | None:
     """Whether the judge may take ``kid`` as this node's key (tofu or store)."""
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-    from fedseed.provenance.keys import key_id
 
     entry = world.server_trust.get(kid)
     if entry is not None and entry.revoked is not None:
@@ -192,9 +183,6 @@ def _signer_admissible(world: World, reply: Reply, kid: str, bound: str | None) 
 def _must_pass(case: Case, world: World, expected: dict, known: frozenset[str]) -> bool:
     """Whether the oracle says the judge should have accepted a refused reply."""
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-    from fedseed.provenance.keys import key_id
-    from fedseed.recipe.codec import canonical_bytes, parse_recipe
 
     reply = case.reply
     assert reply is not None

@@ -20,6 +20,7 @@ from fedseed.bench._robust_cases import Case, Reply, dsse_mutation, packed_mutat
 from fedseed.bench._signed_world import ASSIGNMENTS, NODES, World
 from fedseed.provenance.envelope import Envelope
 from fedseed.provenance.packed import pack
+from fedseed.recipe.codec import digest_bytes
 
 _REPLY_SIGNERS = ("client", "attacker", "keep")
 
@@ -63,8 +64,6 @@ def client_replies(world: World) -> st.SearchStrategy[Case]:
         key_label, pubkey = draw(_pubkey(world, signer))
         seen: frozenset[str] = frozenset()
         if draw(st.integers(0, 4)) == 0:  # another node already sent this very reply
-            from fedseed.recipe.codec import digest_bytes
-
             seen = frozenset({digest_bytes(envelope.payload)})
         reply = Reply(round=r, assignment=a, node=draw(st.sampled_from(NODES)),
                       mode=draw(st.sampled_from(["tofu", "store"])), pubkey=pubkey, seen=seen)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fedseed.bench.report import save_figure
+
 
 def markdown(payload: dict[str, Any]) -> str:
     """``docs/results/robustness.md``."""
@@ -93,8 +95,6 @@ def plot(path: Path, payload: dict[str, Any]) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from fedseed.bench.report import save_figure
 
     rows = payload["mutations"]["probes"]
     labels = [f"{r['kind']}\n{r['consumer']}" for r in rows]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from fedseed.federation.server import ServerState
 from fedseed.meta.base import AggregatorState
 from fedseed.provenance.envelope import PAYLOAD_TYPE, Envelope, sign_envelope
-from fedseed.provenance.keys import key_id, public_pem
+from fedseed.provenance.keys import key_id, load_public_pem, public_pem
 from fedseed.provenance.trust import TrustStore
 from fedseed.provenance.verify import VerifiedRecipe, verify_envelope
 from fedseed.recipe import (
@@ -42,6 +42,8 @@ from fedseed.recipe import (
     load_builtin,
     recipe_from_dict,
 )
+from fedseed.recipe.codec import parse_recipe
+from fedseed.recipe.trajectory import encode_floats
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -130,16 +132,12 @@ def _trust(pems: dict[str, bytes], entries: list[tuple[str, str]],
 
 
 def _public(pem: bytes) -> Any:
-    from fedseed.provenance.keys import load_public_pem
-
     return load_public_pem(pem)
 
 
 def _trajectory_recipe() -> Recipe:
     """digits-mlp as a seed-trajectory meta-recipe with 64 coefficients."""
     import numpy as np
-
-    from fedseed.recipe.trajectory import encode_floats
 
     data = canonical_dict(load_builtin("digits-mlp"))
     coefficients = (np.arange(64, dtype=np.float32) - 32) * np.float32(1e-4)
@@ -234,7 +232,5 @@ def build_world() -> World:
 
 def read_child(envelope: Envelope) -> Recipe:
     """The recipe inside an envelope the benchmark signed itself."""
-    from fedseed.recipe.codec import parse_recipe
-
     return parse_recipe(envelope.payload)
 

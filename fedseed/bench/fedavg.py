@@ -23,6 +23,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from fedseed.app.simulation import backend_config, join_ray_cluster
+from fedseed.assemble import assemble
+from fedseed.data.examples import split_examples
+from fedseed.data.tensors import num_rows, to_tensors
+from fedseed.errors import AggregationError
+
 if TYPE_CHECKING:
     import torch
 
@@ -72,10 +78,6 @@ def run_fedavg(recipe: Recipe, clients: Sequence[Examples], *, rounds: int, loca
     """
     from flwr.simulation import run_simulation
 
-    from fedseed.app.simulation import backend_config
-    from fedseed.data.examples import split_examples
-    from fedseed.errors import AggregationError
-
     if not clients:
         raise AggregationError("FedAvg needs at least one client")
     for examples in clients:  # a client too small to split fails here, not in a worker
@@ -92,6 +94,7 @@ def run_fedavg(recipe: Recipe, clients: Sequence[Examples], *, rounds: int, loca
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     started = time.perf_counter()
     try:
+        join_ray_cluster()
         run_simulation(
             server_app=_server_app(recipe, len(clients), rounds, fraction, seed, on_round,
                                    outcome),
@@ -147,8 +150,6 @@ def local_train(recipe: Recipe, model: torch.nn.Module, examples: Examples,
     """
     import torch
 
-    from fedseed.data.examples import split_examples
-    from fedseed.data.tensors import num_rows, to_tensors
     from fedseed.train.loop import batch_order
     from fedseed.train.objectives import logits_of, loss_sum, trim_padding
     from fedseed.train.optim import build_optimizer
@@ -181,9 +182,6 @@ def _batch_seed(seed: int, round_: int, partition: int) -> int:
 
 def _load(recipe: Recipe, arrays: Any) -> torch.nn.Module:
     """The recipe's model holding ``arrays`` (tied and integer tensors follow)."""
-    from fedseed.assemble import assemble
-    from fedseed.errors import AggregationError
-
     model = assemble(recipe)
     missing, unexpected = model.load_state_dict(arrays.to_torch_state_dict(), strict=False)
     if unexpected or set(missing) & set(exchanged_keys(model)):
@@ -239,8 +237,6 @@ def _server_app(recipe: Recipe, nodes: int, rounds: int, fraction: float, seed: 
     from flwr.serverapp import Grid, ServerApp
     from flwr.serverapp.strategy import FedAvg
 
-    from fedseed.assemble import assemble
-
     app = ServerApp()
 
     @app.main()
@@ -274,8 +270,6 @@ def _nodes_by_partition(grid: Any, nodes: int) -> list[int]:
     The query round goes around the counting grid: it is not part of FedAvg.
     """
     from flwr.app import Message, MessageType, RecordDict
-
-    from fedseed.errors import AggregationError
 
     deadline = time.monotonic() + CONNECT_TIMEOUT
     while len(ids := list(grid.get_node_ids())) < nodes:

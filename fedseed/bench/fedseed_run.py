@@ -24,6 +24,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fedseed.app.simulation import backend_config, join_ray_cluster
+from fedseed.data.examples import split_examples
+from fedseed.errors import AggregationError, FedseedError
+from fedseed.federation import protocol
+from fedseed.federation.client import load_identity, verify_meta
+from fedseed.federation.strategy import FederationResult
+from fedseed.provenance.envelope import Envelope
+from fedseed.provenance.packed import pack
+from fedseed.provenance.sign import sign_recipe
+from fedseed.provenance.trust import load_trust
+from fedseed.recipe.codec import parse_recipe
+from fedseed.recipe.derive import child_recipe
+from fedseed.recipe.evidence import CurvePoint, Evidence, ExampleCounts, FinalMetrics
+from fedseed.recipe.overrides import apply_assignment
+from fedseed.recipe.search import LogUniform
+
 if TYPE_CHECKING:
     from fedseed.data.examples import Examples
     from fedseed.federation.config import FederationConfig
@@ -45,12 +61,6 @@ class FedseedRun:
 
 def fabricated_recipe(meta: Recipe, assignment: dict[str, Any], examples: Examples) -> Recipe:
     """A Byzantine client's reply: valid, consistent, and a lie (see module docstring)."""
-    from fedseed.data.examples import split_examples
-    from fedseed.recipe.derive import child_recipe
-    from fedseed.recipe.evidence import CurvePoint, Evidence, ExampleCounts, FinalMetrics
-    from fedseed.recipe.overrides import apply_assignment
-    from fedseed.recipe.search import LogUniform
-
     ran = apply_assignment(meta, assignment) if assignment else meta
     splits = split_examples(examples, ran.split)
     lr_range = meta.search_space.params.get("optimizer.lr") if meta.search_space else None
@@ -93,12 +103,6 @@ def _client_app(clients: tuple[Examples, ...], byzantine: frozenset[int]) -> Any
 
     from fedseed.app.client_app import train as client_train
     from fedseed.app.wire import bytes_field, metric_record, record
-    from fedseed.errors import FedseedError
-    from fedseed.federation import protocol
-    from fedseed.federation.client import load_identity, verify_meta
-    from fedseed.provenance.packed import pack
-    from fedseed.provenance.sign import sign_recipe
-    from fedseed.provenance.trust import load_trust
 
     app = ClientApp()
 
@@ -139,12 +143,6 @@ def run_fedseed(cfg: FederationConfig, clients: Sequence[Examples], home: Path, 
     from flwr.simulation import run_simulation
 
     from fedseed.app.server_app import make_server_app
-    from fedseed.app.simulation import backend_config
-    from fedseed.errors import AggregationError
-    from fedseed.federation.strategy import FederationResult
-    from fedseed.provenance.envelope import Envelope
-    from fedseed.provenance.packed import pack
-    from fedseed.recipe.codec import parse_recipe
 
     home.mkdir(parents=True, exist_ok=True)
     previous = os.environ.get("FEDSEED_HOME")
@@ -156,6 +154,7 @@ def run_fedseed(cfg: FederationConfig, clients: Sequence[Examples], home: Path, 
     flwr_logger.setLevel(logging.ERROR)
     started = time.perf_counter()
     try:
+        join_ray_cluster()
         run_simulation(
             server_app=make_server_app(cfg, None, results),
             client_app=_client_app(tuple(clients), byzantine),

@@ -22,6 +22,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from fedseed.assemble import assemble
+from fedseed.bench.fedavg import run_fedavg
+from fedseed.bench.report import machine, save_figure, write_results
+from fedseed.data.builtin import load_builtin_dataset
+from fedseed.data.examples import split_examples
+from fedseed.data.partition import partition
+from fedseed.data.tensors import to_tensors
+from fedseed.meta import AggregatorState, ClientReply, Options
+from fedseed.meta.projection import ProjectionAggregator
+from fedseed.provenance.packed import pack
+from fedseed.provenance.sign import sign_recipe
+from fedseed.recipe.builtin import resolve_recipe
+from fedseed.recipe.codec import recipe_digest
+from fedseed.trajectory.chain import ChainCache, shared_model
+from fedseed.trajectory.first_order import fo_train
+
 
 @dataclass(frozen=True)
 class FirstOrderSettings:
@@ -34,22 +50,29 @@ class FirstOrderSettings:
     local_steps: int = 10
     k: int = 1024
     server_lr: float = 1.0
+    #: Local learning rate of both federations (None: the recipe's). Each round's few
+    #: local steps run at a constant rate: the recipe's warmup would span them all.
+    lr: float | None = None
+    #: Wire type of the coefficients (float16: half the bytes).
+    dtype: str = "float32"
+    #: The aggregator's robust mean (median-norm clipping, capped weights).
+    robust: bool = True
     seed: int = 0
     fedavg: bool = True
 
 
 def _local_recipe(settings: FirstOrderSettings) -> Any:
-    from fedseed.recipe.builtin import resolve_recipe
-
     base = resolve_recipe(settings.recipe)
-    return base.model_copy(update={"budget": base.budget.model_copy(update={
-        "max_steps": settings.local_steps, "early_stopping": None,
-        "eval_every": settings.local_steps})})
+    optimizer = base.optimizer if settings.lr is None else base.optimizer.model_copy(
+        update={"lr": settings.lr})
+    return base.model_copy(update={
+        "optimizer": optimizer, "schedule": type(base.schedule)(name="constant"),
+        "budget": base.budget.model_copy(update={
+            "max_steps": settings.local_steps, "early_stopping": None,
+            "eval_every": settings.local_steps})})
 
 
 def _shared_accuracy(model: Any, recipe: Any, users: list[Any]) -> float:
-    from fedseed.data.examples import split_examples
-    from fedseed.data.tensors import to_tensors
     from fedseed.train.objectives import evaluate
 
     return statistics.fmean(
@@ -62,21 +85,14 @@ def run_projection(settings: FirstOrderSettings, users: list[Any],
     """The first-order projection federation; per-round shared accuracy and bytes."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from fedseed.meta import AggregatorState, ClientReply, Options
-    from fedseed.meta.projection import ProjectionAggregator
-    from fedseed.provenance.packed import pack
-    from fedseed.provenance.sign import sign_recipe
-    from fedseed.recipe.codec import recipe_digest
-    from fedseed.trajectory.chain import ChainCache, shared_model
-    from fedseed.trajectory.first_order import fo_train
-
     key = Ed25519PrivateKey.generate()
 
     def packed(recipe: Any) -> int:
         return len(pack(sign_recipe(recipe, key, "k")))
 
-    agg = ProjectionAggregator(Options(seed=settings.seed), total_k=settings.k,
-                               server_lr=settings.server_lr)
+    agg = ProjectionAggregator(Options(robust=settings.robust, seed=settings.seed),
+                               total_k=settings.k, server_lr=settings.server_lr,
+                               dtype=settings.dtype)
     meta, state, cache = agg.prepare(_local_recipe(settings)), AggregatorState(), ChainCache()
     chain = {recipe_digest(meta): meta}
     history, down, up, client_seconds = [], 0, 0, 0.0
@@ -126,11 +142,6 @@ def run_projection(settings: FirstOrderSettings, users: list[Any],
 def run(out: Path, settings: FirstOrderSettings,
         on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Both federations on the same partitions; write ``trajectory_first_order.*``."""
-    from fedseed.assemble import assemble
-    from fedseed.bench.report import machine, write_results
-    from fedseed.data.builtin import load_builtin_dataset
-    from fedseed.data.partition import partition
-
     step = on_step or (lambda text: None)
     recipe = _local_recipe(settings)
     users = list(partition(load_builtin_dataset("digits"), settings.users,
@@ -139,8 +150,6 @@ def run(out: Path, settings: FirstOrderSettings,
         f"first-order round {r}/{settings.rounds}: shared {a:.3f}"))
     fedavg = None
     if settings.fedavg:
-        from fedseed.bench.fedavg import run_fedavg
-
         step("FedAvg")
         done = run_fedavg(recipe, users, rounds=settings.rounds,
                           local_steps=settings.local_steps, seed=settings.seed)
@@ -180,9 +189,12 @@ def markdown(payload: dict[str, Any]) -> str:
         "# First-order seed projection (Ferret) against FedAvg on digits", "",
         f"`fedseed bench trajectory --first-order`: {s['users']} users (Dirichlet alpha "
         f"{s['alpha']}), {s['rounds']} rounds of {s['local_steps']} local steps of "
-        f"{s['recipe']}'s optimizer, K = {fo['coefficients_per_round']:,} coefficients per "
-        f"round, server lr {s['server_lr']}. Shared models are scored without fine-tuning "
-        "on every user's test split (mean).", "",
+        f"{s['recipe']}'s optimizer at a constant lr "
+        f"{s.get('lr') or 'of the recipe'} (both federations), "
+        f"K = {fo['coefficients_per_round']:,} {s.get('dtype', 'float32')} coefficients per "
+        f"round, server lr {s['server_lr']}, median-norm clipping "
+        f"{'on' if s.get('robust', True) else 'off'}. Shared models are scored without "
+        "fine-tuning on every user's test split (mean).", "",
         "| method | shared accuracy | bytes/client over the run (down + up) |",
         "|---|---:|---:|",
         f"| first-order projection | {fo['final_shared_accuracy']:.3f} | "
@@ -220,8 +232,6 @@ def figure(payload: dict[str, Any], out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from fedseed.bench.report import save_figure
 
     fo = payload["first_order"]["history"]
     fig, ax = plt.subplots(figsize=(6, 3.5))

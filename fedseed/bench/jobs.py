@@ -14,7 +14,11 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from fedseed.data.examples import Examples
+from fedseed.assemble import assemble
+from fedseed.data.examples import Examples, split_examples
+from fedseed.data.tensors import to_tensors
+from fedseed.personalize import personalize_examples
+from fedseed.recipe.codec import parse_recipe
 
 
 @dataclass(frozen=True)
@@ -55,13 +59,10 @@ def run_job(job: Job) -> Outcome:
     """Run one job in this process."""
     import time
 
-    from fedseed.recipe.codec import parse_recipe
-
     recipe = parse_recipe(job.recipe, "benchmark recipe")
     started = time.perf_counter()
     if not job.train:
         return _evaluate_only(recipe, job, started)
-    from fedseed.personalize import personalize_examples
 
     done = personalize_examples(recipe, job.examples, assignment=dict(job.assignment) or None,
                                 initial_state=job.initial_state)
@@ -77,9 +78,6 @@ def run_job(job: Job) -> Outcome:
 def _evaluate_only(recipe: Any, job: Job, started: float) -> Outcome:
     import time
 
-    from fedseed.assemble import assemble
-    from fedseed.data.examples import split_examples
-    from fedseed.data.tensors import to_tensors
     from fedseed.train.objectives import evaluate
 
     model = assemble(recipe)

@@ -18,7 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fedseed.assemble import assemble
 from fedseed.bench.peak_memory import TARGET_MIB, measure_peak_rss
+from fedseed.bench.report import machine, save_figure, write_results
+from fedseed.data import load_examples, split_examples
+from fedseed.data.tensors import to_tensors
+from fedseed.recipe import load_builtin
 
 CASES: tuple[tuple[str, str], ...] = (("digits-mlp", "digits"), ("text-bert-tiny", "toy-text"))
 
@@ -27,8 +32,6 @@ def _bare_loop(recipe: Any, splits: Any) -> float:
     """Plain PyTorch: forward, loss, backward, clip, step, periodic validation."""
     import torch
 
-    from fedseed.assemble import assemble
-    from fedseed.data.tensors import to_tensors
     from fedseed.train.loop import batch_order
     from fedseed.train.objectives import evaluate, logits_of, loss_sum, trim_padding
     from fedseed.train.optim import build_optimizer
@@ -61,7 +64,6 @@ def _bare_loop(recipe: Any, splits: Any) -> float:
 
 
 def _fedseed_loop(recipe: Any, splits: Any) -> float:
-    from fedseed.assemble import assemble
     from fedseed.train.loop import train
 
     model = assemble(recipe)
@@ -78,9 +80,6 @@ def measure_overhead(name: str, data: str, repeats: int = 3,
     ``steps`` shortens the recipe's budget (for the smoke test); the published
     numbers use the recipe's own ``max_steps``.
     """
-    from fedseed.data import load_examples, split_examples
-    from fedseed.recipe import load_builtin
-
     recipe = load_builtin(name)
     # Fixed work for both loops: early stopping would make step counts differ.
     budget: dict[str, Any] = {"early_stopping": None}
@@ -112,8 +111,6 @@ def run(out_dir: Path, repeats: int = 3, on_run: Callable[[], None] | None = Non
     uses the defaults.
     """
     import torch
-
-    from fedseed.bench.report import machine, write_results
 
     # One intra-op thread: an edge device's budget, and far less sensitive to other
     # processes on the machine than two threads spinning for two cores.
@@ -204,8 +201,6 @@ def _plot(path: Path, overhead: list[dict[str, Any]], memory: list[dict[str, Any
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from fedseed.bench.report import save_figure
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     names = [o["recipe"] for o in overhead]

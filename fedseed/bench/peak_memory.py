@@ -23,6 +23,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from fedseed.data import load_examples
+from fedseed.recipe import load_builtin
+
 #: The edge bound for personalising text-bert-tiny (MiB).
 TARGET_MIB = 512
 
@@ -110,9 +113,6 @@ def measure_peak_rss(name: str, data: str, steps: int | None = None) -> dict[str
     ``steps`` shortens the recipe's budget (for the smoke test); the published numbers
     use the recipe's own.
     """
-    from fedseed.data import load_examples
-    from fedseed.recipe import load_builtin
-
     recipe = load_builtin(name)
     assignment: dict[str, int] = {}
     if steps is not None:

@@ -29,9 +29,22 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fedseed.assemble import parameter_count
 from fedseed.bench.jobs import Outcome, Pool
 from fedseed.bench.personalization_config import Scenario, Settings, load_config
+from fedseed.bench.personalization_report import figures, markdown
 from fedseed.bench.personalization_runner import MethodResult, Runner, worst_decile
+from fedseed.bench.report import machine, write_results
+from fedseed.data.builtin import load_builtin_dataset
+from fedseed.data.fortunes import FORTUNES_DIR, load_fortunes
+from fedseed.meta import FedEx, Options, TrajectoryAggregator
+from fedseed.personalize import personalize_examples
+from fedseed.provenance.keys import key_id
+from fedseed.provenance.packed import pack
+from fedseed.provenance.sign import sign_recipe
+from fedseed.recipe.builtin import resolve_recipe
+from fedseed.recipe.codec import canonical_dict, recipe_from_dict
+from fedseed.recipe.trajectory import SeedUpdate, encode_floats, encode_indices
 
 Event = Callable[[str], None]
 #: Share of the federated users that are Byzantine in the poisoning runs.
@@ -179,16 +192,6 @@ def recipe_bytes_table(fedavg_overhead: float = 1.0) -> list[dict[str, Any]]:
     as the apps send them) against FedAvg's (the float32 weights both ways)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from fedseed.assemble import parameter_count
-    from fedseed.data.builtin import load_builtin_dataset
-    from fedseed.meta import FedEx
-    from fedseed.personalize import personalize_examples
-    from fedseed.provenance.keys import key_id
-    from fedseed.provenance.packed import pack
-    from fedseed.provenance.sign import sign_recipe
-    from fedseed.recipe.builtin import resolve_recipe
-    from fedseed.recipe.codec import canonical_dict, recipe_from_dict
-
     key = Ed25519PrivateKey.generate()
     kid = key_id(key.public_key())
 
@@ -242,9 +245,6 @@ def _trajectory_round_bytes(recipe: Any, client: Any, signed: Callable[[Any], in
     on the values, so random ones are used."""
     import numpy as np
 
-    from fedseed.meta import Options, TrajectoryAggregator
-    from fedseed.recipe.trajectory import SeedUpdate, encode_floats, encode_indices
-
     meta = TrajectoryAggregator(Options(), pool_size=pool).prepare(recipe)
     rng = np.random.default_rng(0)
     assert meta.trajectory is not None
@@ -264,12 +264,8 @@ def _trajectory_round_bytes(recipe: Any, client: Any, signed: Callable[[Any], in
 def run(config: Path, out: Path, on_event: Event, only: Sequence[str] = ()) -> dict[str, Any]:
     """Run every scenario of ``config`` (or those named in ``only``); write
     ``personalization.{json,md,png}`` (and the curves PNG) under ``out``."""
-    from fedseed.bench.report import machine, write_results
-
     settings, scenarios = load_config(config, only)
     if any(s.dataset == "fortunes" for s in scenarios):
-        from fedseed.data.fortunes import FORTUNES_DIR, load_fortunes
-
         load_fortunes(FORTUNES_DIR)  # fail now, with the install hint, not an hour in
     started = time.perf_counter()
     results = []
@@ -283,7 +279,6 @@ def run(config: Path, out: Path, on_event: Event, only: Sequence[str] = ()) -> d
     payload = {"machine": machine(), "config": str(config), "settings": settings.__dict__,
                "scenarios": results, "bytes_per_recipe": bytes_table,
                "seconds": round(time.perf_counter() - started, 1)}
-    from fedseed.bench.personalization_report import figures, markdown
 
     written = write_results(out, "personalization", payload, markdown(payload))
     written += figures(payload, out)
@@ -294,9 +289,6 @@ def run(config: Path, out: Path, on_event: Event, only: Sequence[str] = ()) -> d
 def _fedavg_overhead(results: Sequence[Mapping[str, Any]]) -> float:
     """Measured FedAvg bytes over raw float32 weights (message framing, keys), from
     the runs of this benchmark; 1.0 when there are none."""
-    from fedseed.assemble import parameter_count
-    from fedseed.recipe.builtin import resolve_recipe
-
     ratios = []
     for r in results:
         fedavg = next((m for m in r["methods"] if m["method"] == "fedavg"), None)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fedseed.errors import FedseedError
+from fedseed.meta import AGGREGATORS
 
 #: Data sets a scenario can partition: digits (Dirichlet over classes), fortunes
 #: (one char-LM user per category), fortune-categories (labelled quotes, users mix
@@ -65,8 +66,6 @@ class Scenario:
     methods: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        from fedseed.meta import AGGREGATORS
-
         problems = [
             (self.dataset in DATASETS, f"dataset '{self.dataset}' is not one of "
                                        f"{', '.join(DATASETS)}"),

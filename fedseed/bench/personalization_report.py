@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fedseed.bench.report import save_figure
+
 COMMAND = "fedseed bench personalization"
 
 
@@ -209,8 +211,6 @@ def figures(payload: dict[str, Any], out: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from fedseed.bench.report import save_figure
 
     scenarios = payload["scenarios"]
     n = len(scenarios)

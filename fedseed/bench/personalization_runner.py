@@ -25,27 +25,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fedseed._internal.atomic import atomic_write_bytes
+from fedseed.bench.fedavg import run_fedavg
+from fedseed.bench.fedseed_run import run_fedseed
 from fedseed.bench.jobs import Job, Outcome, Pool
 from fedseed.bench.personalization_config import Scenario, Settings
+from fedseed.data.builtin import load_builtin_dataset
 from fedseed.data.examples import Examples
+from fedseed.data.fortune_categories import category_users, labelled_fortunes, rows_for_train
+from fedseed.data.fortunes import FORTUNES_DIR, load_fortunes
+from fedseed.data.partition import partition
 from fedseed.errors import FedseedError
+from fedseed.federation.config import FederationConfig
+from fedseed.provenance.trust import load_trust
+from fedseed.provenance.verify import verify_envelope
+from fedseed.recipe.builtin import resolve_recipe
+from fedseed.recipe.codec import canonical_bytes, canonical_dict, recipe_from_dict
+from fedseed.recipe.overrides import with_step_budget
+from fedseed.registry.store import LocalRegistry
+from fedseed.trajectory.chain import shared_model
 
 
 def users_of(scenario: Scenario, seed: int, max_rows: int = 0) -> list[Examples]:
     """The scenario's users, in a fixed order (``max_rows``: fortune-categories' cap
     on a user's rows, from :func:`fedseed.data.fortune_categories.rows_for_train`)."""
-    from fedseed.data.builtin import load_builtin_dataset
-    from fedseed.data.partition import partition
-
     if scenario.dataset == "fortune-categories":
-        from fedseed.data.fortune_categories import category_users, labelled_fortunes
-
         labelled = labelled_fortunes(scenario.categories, fortunes_dir(scenario))
         return category_users(labelled.examples, scenario.clients, alpha=scenario.alpha,
                               min_rows=scenario.min_rows, max_rows=max_rows, seed=seed)
     if scenario.dataset == "fortunes":
-        from fedseed.data.fortunes import load_fortunes
-
         users = list(load_fortunes(fortunes_dir(scenario), max_users=scenario.clients).values())
         if len(users) < scenario.clients:
             raise FedseedError(f"scenario '{scenario.name}': only {len(users)} fortunes "
@@ -57,8 +65,6 @@ def users_of(scenario: Scenario, seed: int, max_rows: int = 0) -> list[Examples]
 
 def fortunes_dir(scenario: Scenario) -> Path:
     """Where the scenario's fortunes category files are."""
-    from fedseed.data.fortunes import FORTUNES_DIR
-
     return Path(scenario.fortunes_dir) if scenario.fortunes_dir else FORTUNES_DIR
 
 
@@ -123,17 +129,12 @@ class Runner:
 
     def __init__(self, scenario: Scenario, settings: Settings, pool: Pool, work: Path
                  ) -> None:
-        from fedseed.recipe.builtin import resolve_recipe
-        from fedseed.recipe.overrides import with_step_budget
-
         self.s, self.settings, self.pool, self.work = scenario, settings, pool, work
         recipe = resolve_recipe(scenario.recipe)
         #: What federations are told to run: the built-in name, or the derived file.
         self.recipe_ref = scenario.recipe
         max_rows = 0
         if scenario.dataset == "fortune-categories":
-            from fedseed.data.fortune_categories import rows_for_train
-
             recipe = with_num_labels(recipe, scenario.categories)
             self.recipe_ref = str(write_recipe(recipe, work / "recipes"))
             max_rows = rows_for_train(scenario.max_train_rows, recipe.split)
@@ -153,8 +154,6 @@ class Runner:
         return [share if i in self.federated else 0.0 for i in range(len(self.users))]
 
     def _recipe_bytes(self, recipe: Any) -> bytes:
-        from fedseed.recipe.codec import canonical_bytes
-
         return canonical_bytes(recipe)
 
     def personalise_all(self, recipe: Any, initial_state: Any = None) -> list[Outcome]:
@@ -194,9 +193,6 @@ class Runner:
     def fedseed(self, aggregator: str, *, byzantine: float = 0.0, robust: bool = True,
                 warm_start: bool = False, label: str | None = None) -> MethodResult:
         """A fedseed federation among the federated users, then everyone personalises."""
-        from fedseed.bench.fedseed_run import run_fedseed
-        from fedseed.federation.config import FederationConfig
-
         started = time.perf_counter()
         fed_users = [self.users[i] for i in self.federated]
         liars = frozenset(range(round(byzantine * len(fed_users))))
@@ -266,9 +262,6 @@ class Runner:
 
     def _trajectory_run(self, repeat: int) -> tuple[Any, list[Outcome]]:
         """One seed-trajectory federation, and every user's score of its shared model."""
-        from fedseed.bench.fedseed_run import run_fedseed
-        from fedseed.federation.config import FederationConfig
-
         fed_users = [self.users[i] for i in self.federated]
         home = Path(tempfile.mkdtemp(dir=self.work, prefix="trajectory-"))
         cfg = FederationConfig(
@@ -285,8 +278,6 @@ class Runner:
 
     def fedavg(self) -> tuple[MethodResult, MethodResult]:
         """Flower's FedAvg, then its global model as is and fine-tuned per user."""
-        from fedseed.bench.fedavg import run_fedavg
-
         started = time.perf_counter()
         fed_users = [self.users[i] for i in self.federated]
         result = run_fedavg(self.recipe, fed_users, rounds=self.s.fedavg_rounds,
@@ -321,9 +312,6 @@ class Runner:
         ``fo_local_steps`` steps of the recipe's optimizer from the shared model, each
         update projected on ``projection_k`` seeded coefficients. Then every user
         evaluates the replayed shared model as is, and fine-tunes it with the recipe."""
-        from fedseed.bench.fedseed_run import run_fedseed
-        from fedseed.federation.config import FederationConfig
-
         started = time.perf_counter()
         fed_users = [self.users[i] for i in self.federated]
         home = Path(tempfile.mkdtemp(dir=self.work, prefix="first-order-"))
@@ -367,8 +355,6 @@ class Runner:
 
 def with_num_labels(recipe: Any, num_labels: int) -> Any:
     """``recipe`` for a ``num_labels``-way task, renamed ``<name>-<num_labels>``."""
-    from fedseed.recipe.codec import canonical_dict, recipe_from_dict
-
     data = canonical_dict(recipe)
     data["task"]["num_labels"] = num_labels
     data["name"] = f"{recipe.name}-{num_labels}"
@@ -378,8 +364,6 @@ def with_num_labels(recipe: Any, num_labels: int) -> Any:
 def fixed_budget(recipe: Any, steps: int) -> Any:
     """``recipe`` training exactly ``steps`` steps (no early stopping, no warmup
     beyond them, one evaluation at the end): a federated round's local work."""
-    from fedseed.recipe.codec import canonical_dict, recipe_from_dict
-
     data = canonical_dict(recipe)
     data["budget"].update({"max_steps": steps, "eval_every": steps, "early_stopping": None})
     data["schedule"]["warmup_steps"] = min(data["schedule"].get("warmup_steps", 0), steps - 1)
@@ -388,9 +372,6 @@ def fixed_budget(recipe: Any, steps: int) -> Any:
 
 def write_recipe(recipe: Any, folder: Path) -> Path:
     """``recipe`` as ``folder/<name>.json`` (canonical JSON), for a federation to name."""
-    from fedseed._internal.atomic import atomic_write_bytes
-    from fedseed.recipe.codec import canonical_bytes
-
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{recipe.name}.json"
     atomic_write_bytes(path, canonical_bytes(recipe))
@@ -401,11 +382,6 @@ def replay_projection(meta: Any, home: Path) -> Any:
     """The shared model of a first-order run's final meta-recipe, replayed from ``w0``
     with the chain its server published in ``home/registry``, each link verified as
     signed by a key the run trusted for the ``server`` role."""
-    from fedseed.provenance.trust import load_trust
-    from fedseed.provenance.verify import verify_envelope
-    from fedseed.registry.store import LocalRegistry
-    from fedseed.trajectory.chain import shared_model
-
     trust = load_trust(home)
     registry = LocalRegistry(home / "registry")
 

@@ -18,7 +18,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from fedseed._internal.atomic import atomic_write_bytes
+from fedseed.bases import BaseStore, pretrained_base
+from fedseed.bench.report import machine, save_figure, write_results
+from fedseed.data.fortunes import FORTUNES_DIR, load_fortunes
 from fedseed.errors import DataError
+from fedseed.home import fedseed_home
+from fedseed.personalize import personalize
+from fedseed.recipe import load_builtin
+from fedseed.recipe.codec import canonical_dict, recipe_from_dict
 
 STEM = "pretrained_base"
 KJV_RANGE = "gen1:1-rev22:21"
@@ -37,7 +45,6 @@ def kjv_corpus(path: Path) -> Path:
     text = subprocess.run([program, "-f", KJV_RANGE], capture_output=True, text=True,
                           check=True, timeout=600).stdout
     verses = [line.split(" ", 1)[1] for line in text.splitlines() if " " in line]
-    from fedseed._internal.atomic import atomic_write_bytes
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, ("\n".join(verses) + "\n").encode("utf-8"))
@@ -47,8 +54,6 @@ def kjv_corpus(path: Path) -> Path:
 def fortunes_csv(path: Path, directory: Path | None = None) -> dict[str, int]:
     """Write the 10-category fortunes CSV (text, label) from ``directory`` (Debian's
     fortunes by default); return rows per category."""
-    from fedseed.data.fortunes import FORTUNES_DIR, load_fortunes
-
     users = load_fortunes(directory or FORTUNES_DIR, max_users=CATEGORIES)
     counts = {}
     with open(path, "w", newline="", encoding="utf-8") as handle:
@@ -66,13 +71,6 @@ def fortunes_csv(path: Path, directory: Path | None = None) -> dict[str, int]:
 
 def run(out: Path, seconds: float, corpus_path: Path | None = None) -> dict[str, Any]:
     """Pretrain (or reuse) the base, personalise from scratch and from it, report."""
-    from fedseed.bases import BaseStore, pretrained_base
-    from fedseed.bench.report import machine, write_results
-    from fedseed.home import fedseed_home
-    from fedseed.personalize import personalize
-    from fedseed.recipe import load_builtin
-    from fedseed.recipe.codec import canonical_dict, recipe_from_dict
-
     recipe = load_builtin("text-bert-tiny")
     corpus = kjv_corpus(corpus_path or fedseed_home() / "corpora" / "kjv.txt")
     digest = pretrained_base(recipe, [corpus], seconds)
@@ -158,8 +156,6 @@ def _figure(p: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from fedseed.bench.report import save_figure
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     curve = p["pretraining"]["curve"]

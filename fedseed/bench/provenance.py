@@ -17,15 +17,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fedseed.bench.report import machine, save_figure, write_results
+from fedseed.provenance.envelope import Envelope
+from fedseed.provenance.keys import key_id, public_pem
+from fedseed.provenance.sign import sign_recipe
+from fedseed.provenance.trust import TrustStore
+from fedseed.provenance.verify import verify_envelope
+from fedseed.recipe import load_builtin
+from fedseed.registry.service import accept_envelope
+from fedseed.registry.store import LocalRegistry
+
 
 def _signed(count: int) -> tuple[list[bytes], Any]:
     """``count`` envelopes of distinct recipes signed by one trusted publisher key."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from fedseed.provenance.keys import key_id, public_pem
-    from fedseed.provenance.sign import sign_recipe
-    from fedseed.provenance.trust import TrustStore
-    from fedseed.recipe import load_builtin
 
     key = Ed25519PrivateKey.generate()
     kid = key_id(key.public_key())
@@ -40,9 +45,6 @@ def _signed(count: int) -> tuple[list[bytes], Any]:
 
 def measure_verify(seconds: float = 3.0) -> dict[str, Any]:
     """Verifications per second, pinned to one core where the OS allows it."""
-    from fedseed.provenance.envelope import Envelope
-    from fedseed.provenance.verify import verify_envelope
-
     envelopes, trust = _signed(256)
     affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     if affinity:
@@ -64,10 +66,6 @@ def measure_verify(seconds: float = 3.0) -> dict[str, Any]:
 
 def measure_publish(count: int = 500) -> dict[str, Any]:
     """Publishes per second of ``count`` distinct recipes into a fresh embedded registry."""
-    from fedseed.provenance.envelope import Envelope
-    from fedseed.registry.service import accept_envelope
-    from fedseed.registry.store import LocalRegistry
-
     envelopes, trust = _signed(count)
     with tempfile.TemporaryDirectory() as tmp:
         registry = LocalRegistry(Path(tmp) / "registry")
@@ -83,8 +81,6 @@ def measure_publish(count: int = 500) -> dict[str, Any]:
 def run(out_dir: Path, seconds: float = 3.0, count: int = 500,
         on_step: Callable[[], None] | None = None) -> dict[str, Any]:
     """Measure both, write ``provenance.{json,md,png}`` under ``out_dir``."""
-    from fedseed.bench.report import machine, write_results
-
     verify = measure_verify(seconds)
     if on_step:
         on_step()
@@ -119,8 +115,6 @@ def _plot(path: Path, verify: dict[str, Any], publish: dict[str, Any]) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from fedseed.bench.report import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
     labels = ["verify / 5,000 per s", "publish / 300 per s"]

@@ -7,7 +7,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from fedseed._internal.atomic import atomic_write_bytes
+from fedseed._internal.atomic import atomic_path, atomic_write_bytes
 
 
 def machine() -> dict[str, Any]:
@@ -37,8 +37,6 @@ def write_results(out_dir: Path, stem: str, payload: dict[str, Any], markdown: s
 def save_figure(fig: Any, path: Path) -> Path:
     """Write a matplotlib figure as PNG, atomically, and close it."""
     import matplotlib.pyplot as plt
-
-    from fedseed._internal.atomic import atomic_path
 
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -26,8 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fedseed.bench import _registry_fuzz
+from fedseed.bench._robust_report import markdown, plot
+from fedseed.bench._signed_world import build_world
+from fedseed.bench.report import write_results
+from fedseed.defaults import ROBUSTNESS_SEED
+from fedseed.errors import FedseedError
+
 #: The fixed hypothesis seed of a run (recorded in the results).
-SEED = 20260101
+SEED = ROBUSTNESS_SEED
 
 #: What "should have been refused" means, per consumer (also written to the report).
 ORACLES = {
@@ -114,7 +121,6 @@ def mutate(mutations: int, seed: int = SEED,
     from fedseed.bench._robust_cases import KINDS, Case
     from fedseed.bench._robust_probes import PROBES
     from fedseed.bench._robust_replies import client_replies
-    from fedseed.bench._signed_world import build_world
 
     world = build_world()
     strategies = {"envelope-dsse": cases.dsse_envelopes, "envelope-packed":
@@ -155,11 +161,6 @@ def run(out_dir: Path, mutations: int = 12_000, http_cases: int = 1_200, seed: i
         on_case: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Both parts; write ``robustness.{json,md,png}`` under ``out_dir``."""
     import tempfile
-
-    from fedseed.bench import _registry_fuzz
-    from fedseed.bench._robust_report import markdown, plot
-    from fedseed.bench.report import write_results
-    from fedseed.errors import FedseedError
 
     try:
         import hypothesis  # noqa: F401

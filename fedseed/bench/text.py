@@ -32,7 +32,12 @@ from typing import Any
 
 from fedseed.bench.jobs import Pool
 from fedseed.bench.personalization_config import Scenario, Settings, load_config
-from fedseed.bench.personalization_runner import MethodResult, Runner
+from fedseed.bench.personalization_runner import MethodResult, Runner, fortunes_dir
+from fedseed.bench.report import machine, write_results
+from fedseed.bench.text_baselines import local_tfidf, pooled_tfidf
+from fedseed.bench.text_report import figure, markdown
+from fedseed.data.examples import split_examples
+from fedseed.data.fortunes import load_fortunes
 from fedseed.errors import FedseedError
 
 Event = Callable[[str], None]
@@ -58,8 +63,6 @@ def methods_of(scenario: Scenario) -> tuple[str, ...]:
 
 def tfidf_rows(runner: Runner, pooled: bool) -> MethodResult:
     """TF-IDF + logistic regression, per user (or on the pooled federated rows)."""
-    from fedseed.bench.text_baselines import local_tfidf, pooled_tfidf
-
     started = time.perf_counter()
     split = runner.recipe.split
     if not pooled:
@@ -76,8 +79,6 @@ def tfidf_rows(runner: Runner, pooled: bool) -> MethodResult:
 
 def _raw_bytes(runner: Runner, user: int) -> float:
     """UTF-8 bytes of a user's training rows (text and a 1-byte label each)."""
-    from fedseed.data.examples import split_examples
-
     train = split_examples(runner.users[user], runner.recipe.split).train
     return float(sum(len(t.encode()) + 1 for t in train.texts or ()))
 
@@ -85,8 +86,6 @@ def _raw_bytes(runner: Runner, user: int) -> float:
 def partition_stats(runner: Runner) -> dict[str, Any]:
     """Rows per user and how mixed each user's categories are."""
     import numpy as np
-
-    from fedseed.data.examples import split_examples
 
     sizes = [len(u) for u in runner.users]
     out: dict[str, Any] = {"rows_min": min(sizes), "rows_mean": statistics.fmean(sizes),
@@ -170,11 +169,6 @@ def _scenario_settings(s: Scenario) -> dict[str, Any]:
 def run(config: Path, out: Path, on_event: Event, only: Sequence[str] = ()) -> dict[str, Any]:
     """Run every scenario of ``config`` (or those named in ``only``); write
     ``text.{json,md,png}`` under ``out``."""
-    from fedseed.bench.personalization_runner import fortunes_dir
-    from fedseed.bench.report import machine, write_results
-    from fedseed.bench.text_report import figure, markdown
-    from fedseed.data.fortunes import load_fortunes
-
     settings, scenarios = load_config(config, only)
     for scenario in scenarios:  # refuse a bad method or a missing folder now, not an
         methods_of(scenario)    # hour in (with the install hint)

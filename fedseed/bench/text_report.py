@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from fedseed.bench.personalization_report import _bytes, _fmt
+from fedseed.bench.report import save_figure
 
 COMMAND = "fedseed bench text"
 #: The issue's targets (not to be moved).
@@ -201,8 +202,6 @@ def figure(payload: dict[str, Any], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from fedseed.bench.report import save_figure
 
     scenarios = payload["scenarios"]
     fig, axes = plt.subplots(1, len(scenarios), figsize=(6.5 * len(scenarios), 4.8),

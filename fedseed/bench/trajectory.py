@@ -27,6 +27,26 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from fedseed.assemble import assemble, parameter_count, state_dict_digest
+from fedseed.bench.fedavg import run_fedavg
+from fedseed.bench.fedseed_run import run_fedseed
+from fedseed.bench.jobs import Job, run_job
+from fedseed.bench.report import machine, save_figure, write_results
+from fedseed.data.builtin import load_builtin_dataset
+from fedseed.data.partition import partition
+from fedseed.federation.config import FederationConfig
+from fedseed.meta import Options, TrajectoryAggregator
+from fedseed.personalize import personalize_examples
+from fedseed.provenance.keys import key_id
+from fedseed.provenance.packed import pack
+from fedseed.provenance.sign import sign_recipe
+from fedseed.recipe.builtin import resolve_recipe
+from fedseed.recipe.codec import canonical_bytes, parse_recipe
+from fedseed.recipe.evidence import Lineage
+from fedseed.recipe.trajectory import encode_floats
+from fedseed.trajectory.replay import apply_trajectory
+from fedseed.trajectory.zo import zo_train
+
 CASES = [("digits-mlp", 1024), ("digits-mlp", 4096), ("text-bert-tiny", 1024),
          ("text-bert-tiny", 4096)]
 
@@ -50,10 +70,6 @@ def trajectory_recipe(name: str, pool: int, seed: int = 0) -> Any:
     """``name`` with a pool of ``pool`` seeds, every coefficient nonzero."""
     import numpy as np
 
-    from fedseed.meta import Options, TrajectoryAggregator
-    from fedseed.recipe.builtin import resolve_recipe
-    from fedseed.recipe.trajectory import encode_floats
-
     meta = TrajectoryAggregator(Options(), pool_size=pool).prepare(resolve_recipe(name))
     values = (np.random.default_rng(seed).standard_normal(pool) * 1e-4).astype(np.float32)
     assert meta.trajectory is not None
@@ -69,12 +85,6 @@ def wire_sizes(recipe: Any, parents: int = 20) -> dict[str, int]:
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from fedseed.provenance.keys import key_id
-    from fedseed.provenance.packed import pack
-    from fedseed.provenance.sign import sign_recipe
-    from fedseed.recipe.codec import canonical_bytes
-    from fedseed.recipe.evidence import Lineage
-
     key = Ed25519PrivateKey.generate()
     lineage = Lineage(parents=sorted("sha256:" + hashlib.sha256(bytes([i])).hexdigest()
                                      for i in range(parents)),
@@ -89,9 +99,6 @@ def wire_sizes(recipe: Any, parents: int = 20) -> dict[str, int]:
 def replay_seconds(recipe: Any, repeats: int) -> float:
     """Median wall time of replaying ``recipe`` onto its assembled ``w0``."""
     import torch
-
-    from fedseed.assemble import assemble
-    from fedseed.trajectory.replay import apply_trajectory
 
     torch.set_num_threads(1)
     times = []
@@ -111,29 +118,19 @@ def _child(kind: str, recipe_path: str) -> None:
     import psutil
     import torch
 
-    from fedseed.assemble import assemble
-    from fedseed.recipe.codec import parse_recipe
-
     torch.set_num_threads(1)
     recipe = parse_recipe(Path(recipe_path).read_bytes())
     if kind == "digest":
-        from fedseed.assemble import state_dict_digest
-
         print(json.dumps({"digest": state_dict_digest(assemble(recipe))}))
         return
-    from fedseed.data.builtin import load_builtin_dataset
 
     data = "toy-text" if recipe.task.modality == "text" else "digits"
     examples = load_builtin_dataset(data).take(list(range(200)))
     assemble(recipe)  # imports and one model: what both kinds need anyway
     base = psutil.Process().memory_info().rss
     if kind == "zo":
-        from fedseed.trajectory.zo import zo_train
-
         zo_train(recipe, examples, seed=0)
     else:
-        from fedseed.personalize import personalize_examples
-
         personalize_examples(recipe.model_copy(update={"trajectory": None}), examples,
                              assignment={"budget.max_steps": 20, "budget.eval_every": 10,
                                          "schedule.warmup_steps": 0})
@@ -153,15 +150,6 @@ def communication_run(settings: RunSettings, work: Path) -> dict[str, Any]:
     """FedAvg and seed-trajectory federations of ``settings`` on the same users: bytes
     per client over the run (every message counted) and mean test accuracy."""
     import statistics
-
-    from fedseed.bench.fedavg import run_fedavg
-    from fedseed.bench.fedseed_run import run_fedseed
-    from fedseed.bench.jobs import Job, run_job
-    from fedseed.data.builtin import load_builtin_dataset
-    from fedseed.data.partition import partition
-    from fedseed.federation.config import FederationConfig
-    from fedseed.recipe.builtin import resolve_recipe
-    from fedseed.recipe.codec import canonical_bytes
 
     recipe = resolve_recipe(settings.recipe)
     data = "toy-text" if recipe.task.modality == "text" else "digits"
@@ -202,10 +190,6 @@ def run(out: Path, repeats: int = 3, on_step: Callable[[str], None] | None = Non
     """Measure, write ``trajectory.{json,md,png}`` under ``out``."""
     import tempfile
 
-    from fedseed.assemble import parameter_count
-    from fedseed.bench.report import machine, write_results
-    from fedseed.recipe.codec import canonical_bytes
-
     step = on_step or (lambda text: None)
     replay = []
     for name, pool in cases or CASES:
@@ -219,8 +203,6 @@ def run(out: Path, repeats: int = 3, on_step: Callable[[str], None] | None = Non
         step("bit-exact replay in two processes")
         digests = [_in_child("digest", small)["digest"] for _ in range(2)]
         text = Path(tmp) / "text.json"
-        from fedseed.meta import Options, TrajectoryAggregator
-        from fedseed.recipe.builtin import resolve_recipe
 
         zo_recipe = TrajectoryAggregator(Options(), pool_size=1024, steps=20,
                                          seeds_per_step=1).prepare(
@@ -307,8 +289,6 @@ def figure(payload: dict[str, Any], out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from fedseed.bench.report import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     labels = [f"{r['recipe']}\nK={r['pool_size']}" for r in payload["replay"]]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from fedseed.bench.robustness import SEED
 from fedseed.cli._common import console
+from fedseed.defaults import ROBUSTNESS_SEED
 
 app = typer.Typer(help="Run benchmarks; results go to docs/results/.", no_args_is_help=True)
 
@@ -129,6 +129,11 @@ def trajectory(
     fo_rounds: int = typer.Option(20, min=1, max=200, help="first-order: rounds."),
     fo_k: int = typer.Option(1024, min=1, max=65536, help="first-order: K per round."),
     fo_server_lr: float = typer.Option(3.0, min=1e-6, max=100, help="first-order: server lr."),
+    fo_lr: float = typer.Option(None, min=1e-6, max=10, show_default="the recipe's",
+                                help="first-order: local lr of both federations (constant)."),
+    fo_dtype: str = typer.Option("float32", help="first-order: coefficients on the wire "
+                                 "(float32 or float16)."),
+    fo_robust: bool = typer.Option(True, help="first-order: median-norm clipping."),
     fo_fedavg: bool = typer.Option(True, help="first-order: also run Flower FedAvg."),
 ) -> None:
     """Seed trajectories: replay time, bit-exact replay, client memory vs first-order,
@@ -140,8 +145,11 @@ def trajectory(
     if first_order:
         from fedseed.bench import first_order as fo
 
+        if fo_dtype not in ("float32", "float16"):
+            raise FedseedError(f"--fo-dtype {fo_dtype!r}: use float32 or float16")
         settings_fo = fo.FirstOrderSettings(users=fo_users, rounds=fo_rounds, k=fo_k,
-                                            server_lr=fo_server_lr, fedavg=fo_fedavg)
+                                            server_lr=fo_server_lr, lr=fo_lr, dtype=fo_dtype,
+                                            robust=fo_robust, fedavg=fo_fedavg)
         with console.status("first-order seed projection") as status:
             done = fo.run(out, settings_fo, on_step=lambda text: status.update(text))
         for t in done["targets"]:
@@ -183,7 +191,8 @@ def robustness(
                                   help="Mutated inputs, split evenly over the five kinds."),
     http_cases: int = typer.Option(1_200, min=1, max=100_000,
                                    help="schemathesis cases against the HTTP registry."),
-    seed: int = typer.Option(SEED, help="The hypothesis seed (recorded in the results)."),
+    seed: int = typer.Option(ROBUSTNESS_SEED,
+                             help="The hypothesis seed (recorded in the results)."),
 ) -> None:
     """Mutated envelopes, recipes, replies and meta-recipes against every reader,
     verifier and judge; the HTTP registry fuzzed from its OpenAPI document."""

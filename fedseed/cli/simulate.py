@@ -64,6 +64,9 @@ def simulate_cmd(
                                      help="first-order: coefficients per round (K)."),
     projection_lr: float = typer.Option(None, min=1e-9, max=100, show_default="1.0",
                                         help="first-order: server learning rate."),
+    projection_dtype: str = typer.Option(None, show_default="float32",
+                                         help="first-order: coefficients on the wire, "
+                                         "float32 or float16 (half the bytes)."),
     fraction: float = typer.Option(0.5, min=0.0001, max=1.0, help="Share of nodes per round."),
     max_steps: int = typer.Option(0, min=0, help="Override the recipe's max_steps (0: keep)."),
     seed: int = typer.Option(0, min=0, help="Partition and sampling seed."),
@@ -82,7 +85,8 @@ def simulate_cmd(
         ("pool_size", pool_size), ("zo_steps", zo_steps), ("zo_lr", zo_lr),
         ("seeds_per_step", seeds_per_step), ("sampling", sampling),
         ("server_lr", server_lr), ("trajectory_method", trajectory_method),
-        ("projection_k", projection_k), ("projection_lr", projection_lr))
+        ("projection_k", projection_k), ("projection_lr", projection_lr),
+        ("projection_dtype", projection_dtype))
         if value is not None}
     if mode != "trajectory" and given:
         options = ", ".join("--" + name.replace("_", "-") for name in given)
@@ -111,7 +115,8 @@ def simulate(*, clients: int | None, rounds: int, dataset: str = "digits",
              pool_size: int = T.pool_size, zo_steps: int = T.steps, zo_lr: float = T.lr,
              seeds_per_step: int = T.seeds_per_step, sampling: str = T.sampling,
              server_lr: float = T.server_lr, trajectory_method: str = "zeroth-order",
-             projection_k: int = 1024, projection_lr: float = 1.0, max_steps: int = 0,
+             projection_k: int = 1024, projection_lr: float = 1.0,
+             projection_dtype: str = "float32", max_steps: int = 0,
              seed: int = 0, home: Path | None = None, parallel: int = 2, final: bool = True,
              show_clients: bool = False, lineage: bool = False, resume: bool = False) -> None:
     """Run and print a simulated federation (shared by ``simulate`` and ``demo``)."""
@@ -193,7 +198,8 @@ def simulate(*, clients: int | None, rounds: int, dataset: str = "digits",
         mode=mode, pool_size=pool_size, zo_steps=zo_steps, zo_lr=zo_lr,  # type: ignore[arg-type]
         seeds_per_step=seeds_per_step, sampling=sampling, server_lr=server_lr,
         trajectory_method=trajectory_method, projection_k=projection_k,
-        projection_lr=projection_lr, client_trust="tofu", auto_keys=True,
+        projection_lr=projection_lr, projection_dtype=projection_dtype,
+        client_trust="tofu", auto_keys=True,
         registry=str(home / "registry"), seed=seed,
         max_steps=max_steps, final_personalization=final, resume=resume,
     )
@@ -266,7 +272,7 @@ def _run(cfg, clients: int, parallel: int, on_event):
 
     from fedseed.app.client_app import make_client_app
     from fedseed.app.server_app import make_server_app
-    from fedseed.app.simulation import backend_config
+    from fedseed.app.simulation import backend_config, join_ray_cluster
     from fedseed.errors import AggregationError
     from fedseed.federation.strategy import FederationResult
 
@@ -275,6 +281,7 @@ def _run(cfg, clients: int, parallel: int, on_event):
     # offers both on purpose (in-process runs are what tests and notebooks need).
     logging.getLogger("flwr").setLevel(logging.ERROR)
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    join_ray_cluster()
     run_simulation(
         server_app=make_server_app(cfg, on_event, results),
         # The nodes partition what the server was told to federate.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fedseed.data.examples import Examples
+from fedseed.data.ngrams import ngram_ids
 from fedseed.errors import DataError
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.task import BOS_ID, BYTE_OFFSET, EOS_ID, PAD_ID, ByteTokenizer
@@ -53,8 +54,6 @@ def to_tensors(examples: Examples, recipe: Recipe) -> Batch:
             assert recipe.tokenizer.kind == "bytes"  # only gpt2 models language, on bytes
             return _lm_chunks(examples, recipe.tokenizer)
         if recipe.tokenizer.kind == "hashed-ngrams":
-            from fedseed.data.ngrams import ngram_ids
-
             ids, mask = _pad([ngram_ids(t, recipe.tokenizer) for t in examples.texts])
         else:
             ids, mask = _classification_ids(examples.texts, recipe.tokenizer)

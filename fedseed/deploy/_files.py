@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from fedseed._internal.atomic import atomic_path
 from fedseed.errors import OutputError
 
 
@@ -29,7 +30,5 @@ def prepare_outputs(out: Path, paths: Sequence[Path], overwrite: bool) -> None:
 
 def write_output(path: Path, data: bytes, *, private: bool = False) -> None:
     """Write ``data`` to ``path`` atomically; mode 0600 if ``private``."""
-    from fedseed._internal.atomic import atomic_path
-
     with atomic_path(path, private=private) as tmp:
         tmp.write_bytes(data)

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fedseed._internal.atomic import atomic_write_bytes
 from fedseed.errors import OutputError
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -85,8 +86,6 @@ def add_connection(connection: Connection, config: Path | None = None) -> Path:
     Path
         The config file written.
     """
-    from fedseed._internal.atomic import atomic_write_bytes
-
     path = config or flwr_home() / "config.toml"
     try:
         text = path.read_text(encoding="utf-8") if path.exists() else ""

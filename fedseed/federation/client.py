@@ -15,14 +15,25 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedseed.data.examples import Examples
+from fedseed.assemble import assemble, save_weights
+from fedseed.data.builtin import BUILTIN_DATASETS, load_builtin_dataset
+from fedseed.data.examples import Examples, split_examples
+from fedseed.data.fortunes import load_fortunes
+from fedseed.data.local import load_examples, load_users
+from fedseed.data.partition import check_partitioner, partition
+from fedseed.data.tensors import to_tensors
 from fedseed.errors import DataError, SignatureError
 from fedseed.home import fedseed_home
-from fedseed.provenance.keys import public_pem
+from fedseed.personalize import personalize_examples
+from fedseed.provenance.keys import generate_key, key_id, load_private_key, public_pem
 from fedseed.provenance.packed import pack, read_envelope
 from fedseed.provenance.sign import sign_recipe
-from fedseed.provenance.trust import TrustStore
+from fedseed.provenance.trust import TrustStore, load_trust
 from fedseed.provenance.verify import VerifiedRecipe, verify_envelope
+from fedseed.registry.client import open_registry
+from fedseed.trajectory.chain import ChainCache, shared_model
+from fedseed.trajectory.first_order import fo_train
+from fedseed.trajectory.zo import zo_train
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -40,8 +51,6 @@ class Identity:
 def load_identity(name: str, home: Path | None = None, *, create: bool = False) -> Identity:
     """The client key called ``name``; made on first use when ``create`` is set
     (simulated nodes), required to exist otherwise (real devices)."""
-    from fedseed.provenance.keys import generate_key, load_private_key
-
     try:
         key, kid = load_private_key(name, home)
     except SignatureError:
@@ -58,8 +67,6 @@ def new_identity() -> Identity:
     """A fresh signing key held in memory only (in-process nodes, tests)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from fedseed.provenance.keys import key_id
-
     key = Ed25519PrivateKey.generate()
     return Identity(key=key, keyid=key_id(key.public_key()),
                     pubkey_pem=public_pem(key.public_key()))
@@ -74,13 +81,8 @@ def verify_meta(meta_bytes: bytes, trust: TrustStore) -> VerifiedRecipe:
 @lru_cache(maxsize=4)
 def _partitions(dataset: str, num_partitions: int, partitioner: str, alpha: float,
                 seed: int) -> tuple[Examples, ...]:
-    from fedseed.data.builtin import BUILTIN_DATASETS, load_builtin_dataset
-    from fedseed.data.partition import check_partitioner, partition
-
     check_partitioner(dataset, partitioner)
     if dataset == "fortunes":  # one user per category file, the largest first
-        from fedseed.data.fortunes import load_fortunes
-
         users = tuple(load_fortunes(max_users=num_partitions).values())
         if len(users) < num_partitions:
             raise DataError(f"fortunes: {num_partitions} nodes but only {len(users)} "
@@ -107,9 +109,6 @@ def file_partitions(ref: str, recipe: Any, num_partitions: int, *, partition_by:
     """The users of data file ``ref``: one per value of column ``partition_by`` (sorted),
     or ``num_partitions`` iid / Dirichlet parts of it (``check_count=False``: as many
     users as the column has, whatever ``num_partitions`` says)."""
-    from fedseed.data.local import load_examples, load_users
-    from fedseed.data.partition import partition
-
     # Examples depend on the recipe only through its task (labels, modality).
     key = (ref, partition_by or num_partitions, partitioner, alpha, seed, text_column,
            label_column, recipe.task.model_dump_json())
@@ -137,8 +136,6 @@ def node_examples(node_config: Mapping[str, Any], run_config: Mapping[str, Any],
                   recipe: Any) -> Examples:
     """This node's examples: a partition in simulation (of a built-in set or of the run
     config's ``data`` file), the device's files otherwise."""
-    from fedseed.data.local import load_examples
-
     if "data" in node_config:
         return load_examples(str(node_config["data"]), recipe,
                              text_column=str(node_config.get("text-column", "text")),
@@ -168,8 +165,6 @@ def train_round(meta: VerifiedRecipe, assignment_json: str, examples: Examples,
     """Run the assigned configuration; return the signed client recipe and metrics.
     ``chain``: where a first-order run fetches missed meta-recipes (default: the
     trust store and registry of ``$FEDSEED_HOME``, or :func:`use_registry`'s)."""
-    from fedseed.personalize import personalize_examples
-
     assignment = json.loads(assignment_json) if assignment_json else {}
     if meta.recipe.trajectory is not None:
         return _zo_round(meta, examples, identity, weights_path)
@@ -201,8 +196,6 @@ def _zo_round(meta: VerifiedRecipe, examples: Examples, identity: Identity,
               weights_path: Path | None) -> tuple[bytes, dict[str, float]]:
     """Seed-trajectory mode: zeroth-order steps from the replayed shared model."""
     import hashlib
-
-    from fedseed.trajectory.zo import zo_train
 
     # Seed draws differ per device and per meta-recipe, and repeat for the same pair.
     seed = int.from_bytes(hashlib.sha256(f"{identity.keyid}|{meta.digest}".encode())
@@ -237,11 +230,6 @@ def projected_shared_model(recipe: Any, chain: ChainSource | None = None) -> Any
     """``w_r`` of a first-order projection meta-recipe: from this process's cache, else
     by replaying the chain of meta-recipes the server published (verified: each one
     must be signed by a key trusted for the ``server`` role)."""
-    from fedseed.provenance.trust import load_trust
-    from fedseed.provenance.verify import verify_envelope
-    from fedseed.registry.client import open_registry
-    from fedseed.trajectory.chain import ChainCache, shared_model
-
     global _CHAINS
     if _CHAINS is None:
         _CHAINS = ChainCache()
@@ -261,8 +249,6 @@ def _fo_round(meta: VerifiedRecipe, examples: Examples, identity: Identity,
               weights_path: Path | None, chain: ChainSource | None
               ) -> tuple[bytes, dict[str, float]]:
     """First-order seed projection: train from ``w_r``, upload the coefficients."""
-    from fedseed.trajectory.first_order import fo_train
-
     replayed = projected_shared_model(meta.recipe, chain)
     done = fo_train(meta.recipe, replayed.model, examples)
     return signed_reply(done.recipe, done.model, identity, weights_path, extra={
@@ -275,8 +261,6 @@ def final_round(meta: VerifiedRecipe, baseline: VerifiedRecipe, examples: Exampl
                 weights_path: Path | None, *, chain: ChainSource | None = None
                 ) -> dict[str, float]:
     """Personalise from the final meta-recipe and from the round-0 recipe; test both."""
-    from fedseed.personalize import personalize_examples
-
     start = None
     if meta.recipe.projection is not None:  # fine-tune from the replayed shared model
         start = projected_shared_model(meta.recipe, chain).model.state_dict()
@@ -300,9 +284,6 @@ def shared_test_metric(recipe: Any, examples: Examples, chain: ChainSource | Non
                        ) -> float:
     """The test metric of the model ``recipe`` assembles (for a trajectory recipe: the
     replayed shared model), without any training."""
-    from fedseed.assemble import assemble
-    from fedseed.data.examples import split_examples
-    from fedseed.data.tensors import to_tensors
     from fedseed.train.objectives import evaluate
 
     splits = split_examples(examples, recipe.split)
@@ -319,8 +300,6 @@ def weights_path_for(node_id: int, home: Path | None = None) -> Path:
 
 
 def _keep_weights(model: Any, path: Path, recipe: Any) -> None:
-    from fedseed.assemble import save_weights
-
     path.parent.mkdir(parents=True, exist_ok=True)
     save_weights(model, path, recipe)
 

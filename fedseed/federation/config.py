@@ -80,6 +80,7 @@ class FederationConfig:
     trajectory_method: str = "zeroth-order"
     projection_k: int = 1024
     projection_lr: float = 1.0
+    projection_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         checks = [
@@ -125,6 +126,8 @@ class FederationConfig:
              "trajectory-method must be zeroth-order or first-order"),
             (1 <= self.projection_k <= 65_536, "projection-k must be 1..65536"),
             (0 < self.projection_lr <= 100, "projection-lr must be in (0, 100]"),
+            (self.projection_dtype in ("float32", "float16"),
+             "projection-dtype must be float32 or float16"),
         ]
         for ok, message in checks:
             if not ok:
@@ -168,7 +171,7 @@ class FederationConfig:
 #: Settings that only the zeroth-order / the first-order trajectory method reads.
 ZO_FIELDS = ("pool_size", "zo_steps", "zo_lr", "zo_epsilon", "seeds_per_step",
              "sampling", "server_lr")
-FO_FIELDS = ("projection_k", "projection_lr")
+FO_FIELDS = ("projection_k", "projection_lr", "projection_dtype")
 #: Settings that only mode ``trajectory`` reads.
 TRAJECTORY_FIELDS = (*ZO_FIELDS, "trajectory_method", *FO_FIELDS)
 

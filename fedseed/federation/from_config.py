@@ -27,7 +27,7 @@ def aggregator_for(cfg: FederationConfig) -> Aggregator:
         return get_aggregator(cfg.aggregator, options)
     if cfg.trajectory_method == "first-order":
         return ProjectionAggregator(options, total_k=cfg.projection_k,
-                                    server_lr=cfg.projection_lr)
+                                    server_lr=cfg.projection_lr, dtype=cfg.projection_dtype)
     return TrajectoryAggregator(options, pool_size=cfg.pool_size, steps=cfg.zo_steps,
                                 lr=cfg.zo_lr, epsilon=cfg.zo_epsilon,
                                 seeds_per_step=cfg.seeds_per_step, sampling=cfg.sampling,

@@ -16,13 +16,15 @@ from dataclasses import replace
 
 import numpy as np
 
+from fedseed.assemble import assemble
 from fedseed.errors import AggregationError
 from fedseed.meta.base import AggregatorState, ClientReply, Options
 from fedseed.meta.robust import client_weights, diverged
 from fedseed.recipe.codec import recipe_digest
 from fedseed.recipe.evidence import Lineage
 from fedseed.recipe.model import Recipe
-from fedseed.recipe.trajectory import decode_floats, encode_floats
+from fedseed.recipe.trajectory import decode_values, encode_values
+from fedseed.trajectory.projection import new_projection
 
 
 class ProjectionAggregator:
@@ -31,18 +33,17 @@ class ProjectionAggregator:
     name = "projection"
 
     def __init__(self, options: Options = Options(), *, total_k: int = 1024,
-                 server_lr: float = 1.0, floor: int = 8) -> None:
+                 server_lr: float = 1.0, floor: int = 8, dtype: str = "float32") -> None:
         self.options = options
         self.total_k, self.server_lr, self.floor = total_k, server_lr, floor
+        self.dtype = dtype
 
     def prepare(self, meta: Recipe) -> Recipe:
         """Round 0: a projection section planned for the recipe's model (``w = w0``)."""
-        from fedseed.assemble import assemble
-        from fedseed.trajectory.projection import new_projection
-
         if meta.projection is None:
             section = new_projection(assemble(meta), self.total_k, base_seed=self.options.seed,
-                                     server_lr=self.server_lr, floor=self.floor)
+                                     server_lr=self.server_lr, floor=self.floor,
+                                     dtype=self.dtype)
             meta = meta.model_copy(update={"projection": section})
         return meta.model_copy(update={"search_space": None, "portfolio": None,
                                        "warm_start": None, "trajectory": None})
@@ -57,12 +58,13 @@ class ProjectionAggregator:
         digest = recipe_digest(meta)
         usable = [r for r in replies if (q := r.recipe.projection) is not None
                   and q.update is not None and q.round == p.round + 1
-                  and q.previous == digest and q.groups == p.groups and not diverged(r)]
+                  and q.previous == digest and q.groups == p.groups and q.dtype == p.dtype
+                  and not diverged(r)]
         if not usable:
             raise AggregationError("projection: no client recipe carries this round's "
                                    "coefficients from a run that did not diverge; "
                                    "keeping the current meta-recipe")
-        vectors = np.stack([decode_floats(r.recipe.projection.update)  # type: ignore[union-attr,arg-type]
+        vectors = np.stack([decode_values(r.recipe.projection.update, p.dtype)  # type: ignore[union-attr,arg-type]
                             for r in usable]).astype(np.float64)
         weights = np.asarray(client_weights(usable, self.options.robust), dtype=np.float64)
         norms = np.linalg.norm(vectors, axis=1)
@@ -77,7 +79,7 @@ class ProjectionAggregator:
         nxt = meta.model_copy(update={
             "projection": p.model_copy(update={
                 "round": p.round + 1, "previous": digest,
-                "coefficients": encode_floats(mean.astype(np.float32)), "update": None}),
+                "coefficients": encode_values(mean, p.dtype), "update": None}),
             "evidence": None,
             "lineage": Lineage(parents=sorted({r.digest for r in replies}), round=round_,
                                method=self.name),

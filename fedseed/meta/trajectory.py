@@ -24,6 +24,7 @@ from fedseed.meta.robust import client_weights, diverged
 from fedseed.recipe.evidence import Lineage
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.trajectory import Trajectory, decode_floats, decode_indices, encode_floats
+from fedseed.trajectory.pool import torch_version
 
 #: Seed pool and zeroth-order settings of a round-0 trajectory meta-recipe.
 DEFAULTS = asdict(TRAJECTORY)
@@ -50,8 +51,6 @@ class TrajectoryAggregator:
     def prepare(self, meta: Recipe) -> Recipe:
         """Round 0: a trajectory section with zero coefficients (``w = w0``); no search
         space or portfolio (every device runs the same zeroth-order steps)."""
-        from fedseed.trajectory.pool import torch_version
-
         if meta.trajectory is not None:
             trajectory = meta.trajectory
         else:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fedseed._internal.atomic import atomic_path
 from fedseed.errors import SignatureError
 from fedseed.home import fedseed_home
 
@@ -83,8 +84,6 @@ def generate_key(name: str, home: Path | None = None) -> KeyInfo:
         NoEncryption,
         PrivateFormat,
     )
-
-    from fedseed._internal.atomic import atomic_path
 
     folder = keys_dir(home)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
+from fedseed._internal.atomic import atomic_write_bytes
 from fedseed.errors import SignatureError
 from fedseed.home import fedseed_home
 from fedseed.provenance.keys import key_id, load_public_pem, public_pem
@@ -109,8 +110,6 @@ def load_trust(home: Path | None = None, path: Path | None = None) -> TrustStore
 
 def save_trust(store: TrustStore, home: Path | None = None, path: Path | None = None) -> Path:
     """Write the trust store atomically."""
-    from fedseed._internal.atomic import atomic_write_bytes
-
     path = path or trust_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"version": 1, "keys": [{**k.__dict__, "roles": list(k.roles)} for k in store.keys]}

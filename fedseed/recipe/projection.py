@@ -15,7 +15,9 @@ basis the section names for tensor ``g`` (fresh seeds each round):
   (FetchSGD, Rothchild et al., ICML 2020); ``B(a)_j = s(j) a_{h(j)}``, ``scale_g = 1``.
 
 A client reply carries ``update`` (its own projected ``w_local - w_r`` on round
-``r + 1``'s bases) and no coefficients. Numbers are base64 little-endian float32.
+``r + 1``'s bases) and no coefficients. Numbers are base64 little-endian ``dtype``:
+float32, or float16 for half the bytes (rounded once, on the sender; replay widens them
+exactly).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from fedseed.recipe._base import Digest, Seed, StrictModel
-from fedseed.recipe.trajectory import decode_floats
+from fedseed.recipe.trajectory import decode_values
 
 #: Most coefficients one round may carry (all tensors together).
 MAX_COEFFICIENTS = 65_536
@@ -58,7 +60,8 @@ class Projection(StrictModel):
     generator: Literal["torch-cpu-mt19937"] = "torch-cpu-mt19937"
     #: torch major.minor of the Gaussian generator: replay elsewhere is refused.
     generator_version: Annotated[str, StringConstraints(pattern=r"^\d+\.\d+$")]
-    dtype: Literal["float32"] = "float32"
+    #: Wire type of ``coefficients`` and ``update``.
+    dtype: Literal["float32", "float16"] = "float32"
     base_seed: Seed = 0
     #: The round whose bases ``coefficients`` (or ``update``) use; 0: ``w = w0``.
     round: Annotated[int, Field(ge=0, le=1_000_000)] = 0
@@ -80,9 +83,9 @@ class Projection(StrictModel):
             raise ValueError("groups name a tensor twice")
         for field_name in ("coefficients", "update"):
             text = getattr(self, field_name)
-            if text is not None and len(decode_floats(text)) != total:
-                raise ValueError(f"{field_name} hold {len(decode_floats(text))} values "
-                                 f"for {total} bases")
+            if text is not None and (n := len(decode_values(text, self.dtype))) != total:
+                raise ValueError(f"{field_name} hold {n} {self.dtype} values for {total} "
+                                 "bases")
         if self.round == 0 and (self.coefficients is not None or self.previous is not None):
             raise ValueError("round 0 is w0: it takes no coefficients and no previous")
         if self.round > 0 and self.coefficients is not None and self.previous is None:

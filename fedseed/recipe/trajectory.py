@@ -53,7 +53,28 @@ def encode_floats(values: np.ndarray) -> str:
 
 def decode_floats(text: str) -> np.ndarray:
     """Little-endian float32 from base64 (raises ``ValueError`` on bad input)."""
-    values = _decode(text, "<f4").astype(np.float32)
+    return decode_values(text, "float32")
+
+
+#: Wire types of coefficient vectors: little-endian IEEE float32 or float16.
+WIRE_DTYPES = {"float32": "<f4", "float16": "<f2"}
+
+
+def encode_values(values: np.ndarray, dtype: str) -> str:
+    """Base64 of ``values`` as little-endian ``dtype`` (``float32`` or ``float16``);
+    a value that does not fit ``dtype`` is a ``ValueError``, not a silent inf."""
+    wire = WIRE_DTYPES[dtype]
+    with np.errstate(over="ignore"):
+        cast = np.asarray(values, dtype=wire)
+    if not np.all(np.isfinite(cast)):
+        raise ValueError(f"a value does not fit {dtype}")
+    return base64.b64encode(cast.tobytes()).decode("ascii")
+
+
+def decode_values(text: str, dtype: str) -> np.ndarray:
+    """float32 values from base64 of little-endian ``dtype`` (exact: float16 widens
+    without rounding, so every device replays the same numbers)."""
+    values = _decode(text, WIRE_DTYPES[dtype]).astype(np.float32)
     if not np.all(np.isfinite(values)):
         raise ValueError("holds a non-finite value")
     return values

@@ -16,6 +16,7 @@ from fedseed.errors import RecipeNotFound, RegistryError, TagConflict, Verificat
 from fedseed.home import fedseed_home
 from fedseed.provenance.envelope import Envelope
 from fedseed.provenance.trust import TrustStore
+from fedseed.registry.service import accept_envelope
 from fedseed.registry.store import DEFAULT_TAG, Entry, LocalRegistry, parse_ref
 
 
@@ -53,8 +54,6 @@ class LocalClient:
 
     def publish(self, envelope: Envelope, *, name: str | None = None,
                 tag: str | None = DEFAULT_TAG) -> Entry:
-        from fedseed.registry.service import accept_envelope
-
         return accept_envelope(self.registry, envelope, self.trust, name=name, tag=tag).entry
 
     def fetch(self, ref: str) -> Envelope:

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from fedseed._internal.atomic import atomic_write_bytes
 from fedseed.errors import RecipeNotFound, RegistryError, TagConflict, VerificationError
 from fedseed.provenance.envelope import Envelope, Signature
+from fedseed.recipe.codec import digest_bytes
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -145,8 +147,6 @@ class LocalRegistry:
         not moved, unless that key is in ``movable_from`` (revoked keys: a tag must
         not stay frozen on a key nobody trusts); the tag then changes owner.
         """
-        from fedseed._internal.atomic import atomic_write_bytes
-
         self._ensure()
         check_name(name)
         if tag is not None:
@@ -208,8 +208,6 @@ class LocalRegistry:
         Signatures are not checked here (verify before use), but a blob whose payload
         does not hash to the digest it is stored under is refused.
         """
-        from fedseed.recipe.codec import digest_bytes
-
         digest = self.resolve(ref)
         envelope = self._read_blob(digest)
         actual = digest_bytes(envelope.payload)

@@ -16,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fedseed.assemble import assemble
 from fedseed.errors import RecipeError
-from fedseed.recipe.codec import canonical_bytes, recipe_digest
+from fedseed.recipe.codec import canonical_bytes, parse_recipe, recipe_digest
 from fedseed.recipe.model import Recipe
+from fedseed.trajectory.projection import apply_round, check_generator
 
 if TYPE_CHECKING:
     import torch
@@ -83,9 +85,6 @@ def chain_back(meta: Recipe, fetch: Fetch | None, have: set[str]) -> tuple[list[
 def shared_model(meta: Recipe, fetch: Fetch | None = None,
                  cache: ChainCache | None = None) -> Replayed:
     """``w`` of ``meta``: from a cached state, else from ``w0``, by exact replay."""
-    from fedseed.assemble import assemble
-    from fedseed.trajectory.projection import apply_round, check_generator
-
     if meta.projection is None:
         raise RecipeError("shared_model: the recipe has no projection section")
     check_generator(meta.projection)
@@ -114,8 +113,6 @@ def shared_model(meta: Recipe, fetch: Fetch | None = None,
 
 def registry_fetch(registry: Any) -> Fetch:
     """A :data:`Fetch` over a registry client (``fetch(ref) -> Envelope``)."""
-    from fedseed.recipe.codec import parse_recipe
-
     def fetch(digest: str) -> Recipe:
         return parse_recipe(registry.fetch(digest).payload)
 

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fedseed.data.examples import Examples
+from fedseed.personalize import personalize_examples
 from fedseed.recipe.codec import recipe_digest
 from fedseed.recipe.model import Recipe
-from fedseed.recipe.trajectory import encode_floats
+from fedseed.recipe.trajectory import encode_values
+from fedseed.trajectory.projection import check_projection, project
 
 if TYPE_CHECKING:
     import torch
@@ -33,9 +35,6 @@ class FOResult:
 
 def fo_train(meta: Recipe, shared: torch.nn.Module, examples: Examples) -> FOResult:
     """Train from ``shared`` (the replayed ``w_r`` of ``meta``) and project the update."""
-    from fedseed.personalize import personalize_examples
-    from fedseed.trajectory.projection import check_projection, project
-
     p = meta.projection
     if p is None:
         raise ValueError("fo_train needs a recipe with a projection section")
@@ -52,8 +51,10 @@ def fo_train(meta: Recipe, shared: torch.nn.Module, examples: Examples) -> FORes
         deltas = [after.detach() - before
                   for after, before in zip(check_projection(local, p), start, strict=True)]
         coefficients = project(deltas, p, p.round + 1)
+        if p.dtype == "float16":  # a coefficient beyond float16's range is an outlier
+            coefficients = np.clip(coefficients, -65504.0, 65504.0)  # the server clips anyway
     section = p.model_copy(update={"round": p.round + 1, "previous": recipe_digest(meta),
                                    "coefficients": None,
-                                   "update": encode_floats(coefficients)})
+                                   "update": encode_values(coefficients, p.dtype)})
     child = done.recipe.model_copy(update={"projection": section})
     return FOResult(recipe=child, model=local, seconds=time.perf_counter() - started)

@@ -14,7 +14,7 @@ import numpy as np
 
 from fedseed.errors import RecipeError
 from fedseed.recipe.projection import Group, Projection
-from fedseed.recipe.trajectory import decode_floats
+from fedseed.recipe.trajectory import decode_values
 from fedseed.trajectory.bases import (
     apply_gaussian,
     apply_sketch,
@@ -52,11 +52,11 @@ def plan_groups(sizes: Sequence[tuple[str, int]], total_k: int, *, floor: int = 
 
 def new_projection(model: torch.nn.Module, total_k: int, *, base_seed: int = 0,
                    server_lr: float = 1.0, floor: int = 8,
-                   dense_limit: int = DENSE_LIMIT) -> Projection:
+                   dense_limit: int = DENSE_LIMIT, dtype: str = "float32") -> Projection:
     """The round-0 section for ``model`` (``w = w0``)."""
     sizes = [(name, p.numel()) for name, p in model.named_parameters() if p.requires_grad]
     return Projection(generator_version=torch_version(), base_seed=base_seed,
-                      server_lr=server_lr,
+                      server_lr=server_lr, dtype=dtype,  # type: ignore[arg-type]
                       groups=plan_groups(sizes, total_k, floor=floor, dense_limit=dense_limit))
 
 
@@ -112,7 +112,7 @@ def apply_round(model: torch.nn.Module, projection: Projection,
     if coefficients is None:
         if projection.coefficients is None:
             return
-        coefficients = decode_floats(projection.coefficients)
+        coefficients = decode_values(projection.coefficients, projection.dtype)
     params = check_projection(model, projection)
     offset = 0
     for index, (group, p) in enumerate(zip(projection.groups, params, strict=True)):

@@ -29,7 +29,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fedseed.assemble import assemble
 from fedseed.data.examples import Examples, split_examples
+from fedseed.data.tensors import num_rows, to_tensors
+from fedseed.recipe.derive import child_recipe
 from fedseed.recipe.evidence import (
     CurvePoint,
     Evidence,
@@ -41,6 +44,7 @@ from fedseed.recipe.evidence import (
 )
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.trajectory import SeedUpdate, encode_floats, encode_indices
+from fedseed.trajectory.pool import add_perturbation, seed_of, trainable
 
 if TYPE_CHECKING:
     import torch
@@ -74,12 +78,8 @@ def zo_train(meta: Recipe, examples: Examples, *, seed: int,
     """Run ``meta.trajectory.steps`` zeroth-order steps on ``examples``' train split."""
     import torch
 
-    from fedseed.assemble import assemble
-    from fedseed.data.tensors import num_rows, to_tensors
-    from fedseed.recipe.derive import child_recipe
     from fedseed.train.loop import batch_order
     from fedseed.train.objectives import evaluate, logits_of, loss_sum, trim_padding
-    from fedseed.trajectory.pool import add_perturbation, seed_of, trainable
 
     t = meta.trajectory
     if t is None:

@@ -25,6 +25,7 @@ SCRIPT = textwrap.dedent('''
     from flwr.simulation import run_simulation
     from fedseed.app import client_app as real
     from fedseed.app.server_app import make_server_app
+    from fedseed.app.simulation import join_ray_cluster
     from fedseed.federation.config import FederationConfig
 
     def build(closed):
@@ -73,6 +74,7 @@ SCRIPT = textwrap.dedent('''
         if kind == "round":
             pathlib.Path(closed).touch()
 
+    join_ray_cluster()  # the suite's shared Ray, if it has one
     run_simulation(server_app=make_server_app(cfg, on_event, results=results),
                    client_app=build(closed), num_supernodes=6,
                    backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},

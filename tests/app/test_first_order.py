@@ -9,7 +9,7 @@ import pytest
 
 from fedseed.provenance.envelope import Envelope
 from fedseed.recipe.codec import parse_recipe, recipe_digest
-from fedseed.recipe.trajectory import decode_floats
+from fedseed.recipe.trajectory import decode_values
 
 
 @pytest.mark.slow
@@ -18,12 +18,13 @@ def test_first_order_mode_sends_coefficients_and_chains_the_meta_recipes(fedseed
     home = tmp_path / "sim"
     run = fedseed("simulate", "--clients", "2", "--rounds", "2", "--fraction", "1.0",
                   "--mode", "trajectory", "--trajectory-method", "first-order",
-                  "--projection-k", "64", "--max-steps", "5", "--home", str(home))
+                  "--projection-k", "64", "--projection-dtype", "float16", "--max-steps", "5",
+                  "--home", str(home))
     assert run.code == 0, run.err[-3000:]
     report = json.loads((home / "report.json").read_text())
     for r in report["rounds"]:
         assert r["accepted"] == 2 and r["array_records"] == 0  # no weights, either way
-        assert r["bytes_up"] / 2 < 6_000  # 64 coefficients, signed, plus evidence
+        assert r["bytes_up"] / 2 < 6_000  # 64 float16 coefficients, signed, plus evidence
     assert "test-metric-shared" in report["final"]
     monkeypatch.setenv("FEDSEED_HOME", str(home))
     metas = []
@@ -34,7 +35,8 @@ def test_first_order_mode_sends_coefficients_and_chains_the_meta_recipes(fedseed
         metas.append(parse_recipe(Envelope.from_json(out.read_bytes()).payload))
     assert metas[1].projection.previous == recipe_digest(metas[0])  # a chain
     assert metas[1].projection.round == 2 and metas[1].lineage.method == "projection"
-    assert np.count_nonzero(decode_floats(metas[1].projection.coefficients)) > 0
+    assert metas[1].projection.dtype == "float16"  # the halves travel as the run asked
+    assert np.count_nonzero(decode_values(metas[1].projection.coefficients, "float16")) > 0
 
 
 @pytest.mark.parametrize(("args", "message"), [

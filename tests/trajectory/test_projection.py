@@ -172,7 +172,7 @@ def test_tampering_with_one_coefficient_breaks_the_signature():
 def test_bad_settings_are_refused_in_one_line():
     meta = _chain(1)[-1]
     p = meta.projection
-    with pytest.raises(ValidationError, match="coefficients hold 3 values"):
+    with pytest.raises(ValidationError, match="coefficients hold 3 float32 values"):
         type(p).model_validate({**p.model_dump(), "coefficients": encode_floats(np.zeros(3))})
     with pytest.raises(ValidationError, match="need previous"):
         type(p).model_validate({**p.model_dump(), "previous": None})
@@ -228,3 +228,38 @@ def test_a_new_device_catches_up_from_the_registry_with_server_signed_links(tmp_
     assert state_dict_digest(caught.model) == state_dict_digest(expected.model)
     assert client.projected_shared_model(chain[-1]).rounds == 0  # kept in this process
     client.use_registry(None)
+
+
+def test_float16_coefficients_halve_the_bytes_and_replay_exactly():
+    from fedseed.recipe.trajectory import decode_values, encode_values
+
+    meta32 = ProjectionAggregator(Options(seed=3), total_k=K).prepare(load_builtin("digits-mlp"))
+    agg = ProjectionAggregator(Options(robust=False), total_k=K, dtype="float16")
+    meta = agg.prepare(load_builtin("digits-mlp"))
+    p = meta.projection
+    assert p.dtype == "float16" and meta32.projection.dtype == "float32"
+    update = np.random.default_rng(0).standard_normal(p.total_k) * 1e-2
+
+    def reply(dtype: str):
+        section = p.model_copy(update={"round": 1, "previous": recipe_digest(meta),
+                                       "dtype": dtype, "update": encode_values(update, dtype)})
+        child = meta.model_copy(update={"projection": section, "evidence": _evidence()})
+        return ClientReply(child, recipe_digest(child), 0, {})
+
+    half, full = reply("float16"), reply("float32")
+    assert len(half.recipe.projection.update) < 0.55 * len(full.recipe.projection.update)
+    # A reply in another type than the meta-recipe's is not aggregated.
+    with pytest.raises(AggregationError):
+        agg(meta, [full], AggregatorState())
+    nxt, _ = agg(meta, [half], AggregatorState())
+    coefficients = decode_values(nxt.projection.coefficients, "float16")
+    assert np.array_equal(coefficients, update.astype(np.float16).astype(np.float32))
+    # Replay from the recipe's bytes: the same model, bit for bit.
+    again = parse_recipe(canonical_bytes(nxt))
+    chain = {recipe_digest(meta): meta}
+    a = state_dict_digest(shared_model(nxt, chain.__getitem__, ChainCache()).model)
+    assert a == state_dict_digest(shared_model(again, chain.__getitem__, ChainCache()).model)
+    assert a != state_dict_digest(shared_model(meta, None, ChainCache()).model)
+    # A value beyond float16's range is refused, not sent as inf.
+    with pytest.raises(ValueError, match="float16"):
+        encode_values(np.array([1e6]), "float16")
