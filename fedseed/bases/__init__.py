@@ -13,7 +13,9 @@ __all__ = ["BaseStore", "StoredBase", "base_digest", "folder_manifest", "pretrai
 
 
 def __getattr__(name: str):
-    if name == "pretrained_base":  # torch-heavy: imported on first use
+    # Imported on first use: bases.cache pretrains through fedseed.assemble, which loads
+    # bases through this package, so a module-level import here would be a cycle.
+    if name == "pretrained_base":
         from fedseed.bases.cache import pretrained_base
 
         return pretrained_base
