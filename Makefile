@@ -40,8 +40,9 @@ test: $(STAMP)
 # hogs run at nice 15, as Ray runs its workers: a hog at nice 0 gets ~98% of a core
 # against a nice-15 ClientApp, which then crawls for an hour instead of sharing the core.
 test-busy: $(STAMP)
-	bash -c 'for i in $$(seq $$(nproc)); do nice -n 15 $(PYTHON) -c "while True: pass" & done; \
-	  trap "kill $$(jobs -p)" EXIT; $(BIN)/python -m pytest -q --durations=15'
+	bash -c 'hogs=""; for i in $$(seq $$(nproc)); do \
+	  nice -n 15 $(PYTHON) -c "while True: pass" & hogs="$$hogs $$!"; done; \
+	  trap "kill $$hogs" EXIT; $(BIN)/python -m pytest -q --durations=15'
 
 # The personalization benchmark reads Debian's `fortunes` (one user per category);
 # install it if missing (needs root or sudo; elsewhere install it by hand).
@@ -61,6 +62,7 @@ bench: $(STAMP) bench-setup
 	$(BIN)/fedseed bench overhead --out docs/results
 	$(BIN)/fedseed bench provenance --out docs/results
 	$(BIN)/fedseed bench trajectory --out docs/results
+	$(BIN)/fedseed bench trajectory --first-order --out docs/results
 	$(BIN)/fedseed bench personalization --out docs/results
 	$(BIN)/fedseed bench robustness --out docs/results
 	$(BIN)/fedseed bench pretrained-base --out docs/results

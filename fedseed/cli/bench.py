@@ -126,12 +126,12 @@ def trajectory(
                                      "vs FedAvg comparison on digits "
                                      "(trajectory_first_order.{json,md,png})."),
     fo_users: int = typer.Option(20, min=2, max=200, help="first-order: users."),
-    fo_rounds: int = typer.Option(20, min=1, max=200, help="first-order: rounds."),
-    fo_k: int = typer.Option(1024, min=1, max=65536, help="first-order: K per round."),
-    fo_server_lr: float = typer.Option(3.0, min=1e-6, max=100, help="first-order: server lr."),
-    fo_lr: float = typer.Option(None, min=1e-6, max=10, show_default="the recipe's",
+    fo_rounds: int = typer.Option(40, min=1, max=200, help="first-order: rounds."),
+    fo_k: int = typer.Option(600, min=1, max=65536, help="first-order: K per round."),
+    fo_server_lr: float = typer.Option(1.0, min=1e-6, max=100, help="first-order: server lr."),
+    fo_lr: float = typer.Option(0.01, min=1e-6, max=10,
                                 help="first-order: local lr of both federations (constant)."),
-    fo_dtype: str = typer.Option("float32", help="first-order: coefficients on the wire "
+    fo_dtype: str = typer.Option("float16", help="first-order: coefficients on the wire "
                                  "(float32 or float16)."),
     fo_robust: bool = typer.Option(True, help="first-order: median-norm clipping."),
     fo_fedavg: bool = typer.Option(True, help="first-order: also run Flower FedAvg."),
