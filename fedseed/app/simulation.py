@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from typing import Any
+
+from fedseed.errors import FedseedError
 
 #: Address of a running Ray cluster (``ray start --head``) that fedseed's simulations
 #: join instead of starting their own. Flower starts and stops a local Ray for every
@@ -43,6 +46,27 @@ def join_ray_cluster() -> bool:
     env = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED)}
     # As Flower does for the Ray it starts: the workers import what this process can.
     env["PYTHONPATH"] = os.pathsep.join([*sys.path, os.environ.get("PYTHONPATH", "")])
-    ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False,
-             logging_level=logging.ERROR)
+    check_ray_address()
+    try:
+        ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False,
+                 logging_level=logging.ERROR)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise FedseedError(f"${RAY_ADDRESS_ENV}={address}: no Ray cluster answers there "
+                           f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                           "start one with `ray start --head`, or unset the variable") from e
     return True
+
+
+def check_ray_address() -> None:
+    """``$FEDSEED_RAY_ADDRESS`` as ``host:port`` that nobody listens on is one line
+    now, before anything is written; Ray itself would retry the connection for minutes."""
+    address = os.environ.get(RAY_ADDRESS_ENV, "")
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", "ray://...": Ray resolves those itself
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as e:
+        raise FedseedError(f"${RAY_ADDRESS_ENV}={address}: no Ray cluster answers there "
+                           f"({e.strerror or e}); start one with `ray start --head`, or "
+                           "unset the variable") from e

@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from fedseed.app.simulation import check_ray_address
 from fedseed.cli._common import console
 from fedseed.defaults import TRAJECTORY as T
 
@@ -205,6 +206,7 @@ def simulate(*, clients: int | None, rounds: int, dataset: str = "digits",
     )
     # Settings are checked before anything is written. Simulated clients and the
     # server share this folder: keys, trust, registry.
+    check_ray_address()  # a dead cluster address is refused before anything is written
     home.mkdir(parents=True, exist_ok=True)
     if resolved.verified is not None:
         plain = home / "recipe.json"

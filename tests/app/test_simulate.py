@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import numpy as np
 import pytest
@@ -103,6 +104,20 @@ def test_resume_without_an_earlier_run_is_bad_input(fedseed, tmp_path):
     run = fedseed("simulate", "--resume", "--home", str(tmp_path / "nothing"))
 
     assert run.code == 2 and "--resume needs --home" in run.err
+
+
+def test_a_ray_address_nobody_listens_on_is_one_line_and_writes_nothing(tmp_path):
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = tmp_path / "sim"
+
+    run = run_fedseed("simulate", "--clients", "2", "--home", str(home),
+                      env={"FEDSEED_RAY_ADDRESS": f"127.0.0.1:{port}"})
+
+    assert run.code == 2, run.err
+    assert f"$FEDSEED_RAY_ADDRESS=127.0.0.1:{port}: no Ray cluster answers there" in run.err
+    assert len(run.err.strip().splitlines()) == 1 and not home.exists()
 
 
 def test_natural_partitioning_of_a_set_without_user_ids_is_bad_input(fedseed, tmp_path):
