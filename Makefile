@@ -28,12 +28,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/fedseed demo
 
-# Lint and types first (seconds), then the suite; the 15 slowest tests are printed at
-# the end: anyone can see where the time goes.
+# The suite is CPU-bound (real processes, real training): one pytest-xdist worker per
+# core, at most 4, each module whole on one worker (--dist loadfile) so that a module's
+# shared federation or deployment starts once. The 15 slowest tests are printed at the
+# end: anyone can see where the time goes.
+PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses=4 --dist loadfile --durations=15
+
+# Lint and types first (seconds), then the suite.
 test: $(STAMP)
 	$(BIN)/ruff check fedseed tests
 	$(BIN)/mypy fedseed
-	$(BIN)/python -m pytest -q --durations=15
+	$(PYTEST)
 
 # The suite with every core kept busy by a CPU hog (a slow, cold machine): it must stay
 # green, since no test outcome may depend on machine speed (docs/development.md). The
@@ -42,7 +47,7 @@ test: $(STAMP)
 test-busy: $(STAMP)
 	bash -c 'hogs=""; for i in $$(seq $$(nproc)); do \
 	  nice -n 15 $(PYTHON) -c "while True: pass" & hogs="$$hogs $$!"; done; \
-	  trap "kill $$hogs" EXIT; $(BIN)/python -m pytest -q --durations=15'
+	  trap "kill $$hogs" EXIT; $(PYTEST)'
 
 # The personalization benchmark reads Debian's `fortunes` (one user per category);
 # install it if missing (needs root or sudo; elsewhere install it by hand).

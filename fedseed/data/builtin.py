@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from fedseed.data.examples import Examples
+from fedseed.errors import FedseedError
 
 #: Names accepted wherever a data path is expected.
 BUILTIN_DATASETS: tuple[str, ...] = ("digits", "toy-text")
@@ -13,14 +16,23 @@ BUILTIN_DATASETS: tuple[str, ...] = ("digits", "toy-text")
 def load_digits() -> Examples:
     """scikit-learn's 8x8 handwritten digits: 1,797 rows, 64 features in [0, 1], 10 classes.
 
-    The set ships inside scikit-learn, so it works offline.
+    The set ships inside scikit-learn, so it works offline. Its file is read directly,
+    as ``sklearn.datasets.load_digits`` reads it (tests check the two agree): importing
+    ``sklearn.datasets`` pulls in SciPy, ~3 s in every process that loads digits (each
+    simulated node's worker among them).
     """
-    from sklearn.datasets import load_digits as _load
+    import gzip
+    from importlib.util import find_spec
 
-    bunch = _load()
-    features = (np.asarray(bunch.data, dtype=np.float32) / 16.0).astype(np.float32)
-    return Examples(source="digits", features=features,
-                    labels=np.asarray(bunch.target, dtype=np.int64))
+    spec = find_spec("sklearn")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise FedseedError("the built-in digits set ships with scikit-learn: "
+                           "pip install scikit-learn")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
+    with gzip.open(path, "rt") as handle:
+        table = np.loadtxt(handle, delimiter=",")
+    features = (table[:, :-1].astype(np.float32) / 16.0).astype(np.float32)
+    return Examples(source="digits", features=features, labels=table[:, -1].astype(np.int64))
 
 
 _POSITIVE = ("good", "great", "lovely", "fine", "excellent", "happy", "bright", "kind")

@@ -161,3 +161,25 @@ def test_toy_text_is_deterministic_and_balanced():
 
     assert a.texts == b.texts
     assert 0.35 < a.labels.mean() < 0.65
+
+
+def test_builtin_digits_are_scikit_learns_without_importing_it():
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    reference = sklearn_digits()
+    digits = load_digits()
+
+    assert digits.features.dtype == np.float32 and digits.labels.dtype == np.int64
+    np.testing.assert_array_equal(digits.features,
+                                  (reference.data.astype(np.float32) / 16.0).astype(np.float32))
+    np.testing.assert_array_equal(digits.labels, reference.target)
+    # Every simulated node loads digits: SciPy (under sklearn.datasets) stays unloaded.
+    probe = ("import sys; from fedseed.data import load_digits; load_digits(); "
+             "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -11,10 +11,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from deployed import Processes
 from support import HANG_GUARD, ROOT
 
 from fedseed.deploy import add_connection, generate_supernode_key, generate_tls, make_connection
@@ -141,26 +144,72 @@ def _device(tmp_path: Path, processes: Any, name: str, port: int, data: str,
                                     FLWR_HOME=str(tmp_path / f"flwr-{name}")))
 
 
-def test_flwr_run_on_a_tls_deployment_with_authenticated_supernodes(
-        tmp_path, processes, quick_recipe):
-    # Prepare: the coordinator, two enrolled devices with their own data and keys
-    port, cli_env, server_home = _coordinator(tmp_path, processes)
-    recipe_keys = {}
-    for i, name in enumerate(["device-1", "device-2"]):
-        auth = generate_supernode_key(name, tmp_path / "auth")
-        home = tmp_path / f"{name}-home"
-        recipe_keys[name] = generate_key(name, home)
-        _trust(home, server_home / "keys" / "server.pub", "server", "coordinator")
-        _trust(server_home, recipe_keys[name].public_path, "client", name)
-        register(auth.public_key, name, cli_env)
-        data = _digits_csv(tmp_path / f"{name}.csv", range(150 * i, 150 * (i + 1)))
-        _device(tmp_path, processes, name, port, str(data))
-    wait_online(set(supernodes(cli_env)), cli_env)
+@dataclass
+class Deployment:
+    """One coordinator (TLS, SuperNode authentication) with two enrolled devices online,
+    shared by this module's tests: a SuperLink and its SuperNodes take ~20 s to start on
+    a 2-core machine, and each test below asserts on a different part of the same
+    deployment."""
+
+    root: Path
+    processes: Processes
+    port: int
+    cli_env: dict[str, str]
+    server_home: Path
+    nodes: dict[str, int]
+    recipe_keys: dict[str, Any]
+
+    def online(self) -> dict[int, str]:
+        """The enrolled devices' node ids -> status (other tests' nodes left out)."""
+        listed = supernodes(self.cli_env)
+        return {n: listed.get(n, "absent") for n in self.nodes.values()}
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    root = tmp_path_factory.mktemp("deployment")
+    (root / "logs").mkdir()
+    processes = Processes(root / "logs")
+    try:
+        port, cli_env, server_home = _coordinator(root, processes)
+        nodes, recipe_keys = {}, {}
+        for i, name in enumerate(["device-1", "device-2"]):
+            auth = generate_supernode_key(name, root / "auth")
+            home = root / f"{name}-home"
+            recipe_keys[name] = generate_key(name, home)
+            _trust(home, server_home / "keys" / "server.pub", "server", "coordinator")
+            if name == "device-1":
+                # As an operator enrolls a device: the script registers the SuperNode key
+                # and trusts the recipe key for the `client` role.
+                before = set(supernodes(cli_env))
+                enroll = subprocess.run(
+                    ["bash", str(ROOT / "server" / "enroll_device.sh"), name,
+                     str(auth.public_key), str(recipe_keys[name].public_path), CONNECTION],
+                    capture_output=True, text=True, timeout=HANG_GUARD,
+                    env={**cli_env, "FEDSEED_HOME": str(server_home)})
+                assert enroll.returncode == 0, enroll.stdout + enroll.stderr
+                (nodes[name],) = set(supernodes(cli_env)) - before
+                trusted = load_trust(server_home).get(recipe_keys[name].keyid)
+                assert trusted is not None and "client" in trusted.roles
+            else:
+                _trust(server_home, recipe_keys[name].public_path, "client", name)
+                nodes[name] = register(auth.public_key, name, cli_env)
+            data = _digits_csv(root / f"{name}.csv", range(150 * i, 150 * (i + 1)))
+            _device(root, processes, name, port, str(data))
+        wait_online(set(nodes.values()), cli_env)
+        yield Deployment(root, processes, port, cli_env, server_home, nodes, recipe_keys)
+    finally:
+        processes.stop_all()
+
+
+def test_flwr_run_on_a_tls_deployment_with_authenticated_supernodes(deployment, quick_recipe):
+    # Prepare: the coordinator and two enrolled devices with their own data and keys
+    d = deployment
 
     # Execute
     config = (f'num-rounds=1 client-trust="store" auto-keys=false fraction=1.0 min-nodes=2 '
               f'min-replies=2 timeout=1200.0 recipe="{quick_recipe}"')
-    run = flwr("run", ".", CONNECTION, "--run-config", config, "--stream", env=cli_env,
+    run = flwr("run", ".", CONNECTION, "--run-config", config, "--stream", env=d.cli_env,
                timeout=HANG_GUARD)
 
     # Assert: the round completes with both devices, and both personalise at the end
@@ -172,15 +221,15 @@ def test_flwr_run_on_a_tls_deployment_with_authenticated_supernodes(
     # the ServerApp (a flwr-serverapp under the SuperLink) wrote to its FEDSEED_HOME
     verify = subprocess.run(
         [sys.executable, "-m", "fedseed", "recipe", "verify", "digits-quick-meta:latest",
-         "--role", "server", "--chain"], cwd=tmp_path, capture_output=True, text=True,
-        timeout=HANG_GUARD, env=base_env(FEDSEED_HOME=str(server_home)))
+         "--role", "server", "--chain"], cwd=d.root, capture_output=True, text=True,
+        timeout=HANG_GUARD, env=base_env(FEDSEED_HOME=str(d.server_home)))
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "lineage: every ancestor verified" in verify.stdout
     # ... and its parents are the two devices' round-1 recipes, signed by their keys
-    assert _parent_signers(server_home) == {k.keyid for k in recipe_keys.values()}
+    assert _parent_signers(d.server_home) == {k.keyid for k in d.recipe_keys.values()}
     # Personalised weights stayed on each device
-    for name in recipe_keys:
-        assert list((tmp_path / f"{name}-home" / "nodes").glob("*/model.safetensors"))
+    for name in d.recipe_keys:
+        assert list((d.root / f"{name}-home" / "nodes").glob("*/model.safetensors"))
 
 
 def _parent_signers(server_home: Path) -> set[str]:
@@ -196,58 +245,48 @@ def _parent_signers(server_home: Path) -> set[str]:
     return {keyid for parent in parents for keyid in parent.keyids}
 
 
-def test_an_unregistered_supernode_never_joins(tmp_path, processes):
-    # Prepare: a registered device and a rogue one with valid TLS but its own key
-    port, cli_env, server_home = _coordinator(tmp_path, processes)
-    auth = generate_supernode_key("device-1", tmp_path / "auth")
-    recipe_key = generate_key("device-1", tmp_path / "device-1-home")
-    enroll = subprocess.run(
-        ["bash", str(ROOT / "server" / "enroll_device.sh"), "device-1", str(auth.public_key),
-         str(recipe_key.public_path), CONNECTION], capture_output=True, text=True,
-        timeout=HANG_GUARD, env={**cli_env, "FEDSEED_HOME": str(server_home)})
-    assert enroll.returncode == 0, enroll.stdout + enroll.stderr
-    (registered,) = supernodes(cli_env)
-    assert "client" in load_trust(server_home).get(recipe_key.keyid).roles  # type: ignore[union-attr]
-    generate_supernode_key("rogue", tmp_path / "auth")
+def test_an_unregistered_supernode_never_joins(deployment):
+    # Prepare: a rogue device with valid TLS but a SuperNode key nobody registered
+    d = deployment
+    generate_supernode_key("rogue", d.root / "auth")
 
-    # Execute
-    _device(tmp_path, processes, "device-1", port, "digits")
-    # A SuperNode that is refused exits: with process isolation it leaves no SuperExec
-    # child behind, to outlive it unstopped.
-    rogue = _device(tmp_path, processes, "rogue", port, "digits", "--isolation", "process")
-    wait_online({registered}, cli_env)
+    # Execute. A SuperNode that is refused exits: with process isolation it leaves no
+    # SuperExec child behind, to outlive it unstopped.
+    rogue = _device(d.root, d.processes, "rogue", d.port, "digits", "--isolation", "process")
     deadline = time.monotonic() + HANG_GUARD
     while rogue.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
 
-    # Assert: the SuperLink refused its activation, and Flower 1.42's SuperNode gave up
-    assert supernodes(cli_env) == {registered: "online"}
-    assert "No SuperNode found with the given public key" in processes.log("superlink")
-    assert rogue.returncode is not None and rogue.returncode != 0, processes.log("rogue")
-    assert "Failed to activate SuperNode" in processes.log("rogue")
+    # Assert: the SuperLink refused its activation, and Flower 1.42's SuperNode gave up;
+    # the enrolled devices are the only nodes online
+    assert rogue.returncode is not None and rogue.returncode != 0, d.processes.log("rogue")
+    assert "Failed to activate SuperNode" in d.processes.log("rogue")
+    assert "No SuperNode found with the given public key" in d.processes.log("superlink")
+    online = supernodes(d.cli_env)
+    assert {n for n, status in online.items() if status == "online"} == set(d.nodes.values())
 
 
-def test_a_supernode_trusting_another_ca_is_refused_by_tls(tmp_path, processes):
+def test_a_supernode_trusting_another_ca_is_refused_by_tls(deployment):
     # Prepare: a registered device given the wrong CA certificate
-    port, cli_env, _ = _coordinator(tmp_path, processes)
-    other = generate_tls(tmp_path / "other-certs")
-    registered = register(generate_supernode_key("device-1", tmp_path / "auth").public_key,
-                          "device-1", cli_env)
+    d = deployment
+    other = generate_tls(d.root / "other-certs")
+    registered = register(generate_supernode_key("device-3", d.root / "auth").public_key,
+                          "device-3", d.cli_env)
 
     # Execute
-    device = processes.start(
-        "device-1", [str(BIN / "flower-supernode"), "--superlink", f"127.0.0.1:{port}",
+    device = d.processes.start(
+        "device-3", [str(BIN / "flower-supernode"), "--superlink", f"127.0.0.1:{d.port}",
                      "--root-certificates", str(other.ca_cert), "--auth-supernode-private-key",
-                     str(tmp_path / "auth" / "device-1"), "--port", str(free_port()),
+                     str(d.root / "auth" / "device-3"), "--port", str(free_port()),
                      "--isolation", "process",
-                     "--node-config", "data='digits' key='device-1'"],
-        base_env(FLWR_HOME=str(tmp_path / "flwr-device-1"),
-                 FEDSEED_HOME=str(tmp_path / "device-1-home")))
+                     "--node-config", "data='digits' key='device-3'"],
+        base_env(FLWR_HOME=str(d.root / "flwr-device-3"),
+                 FEDSEED_HOME=str(d.root / "device-3-home")))
     deadline = time.monotonic() + HANG_GUARD
     while device.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
 
     # Assert: it never came online; the registration stays unused
-    assert supernodes(cli_env) == {registered: "registered"}
-    assert device.returncode is not None and device.returncode != 0, processes.log("device-1")
-    assert "CERTIFICATE_VERIFY_FAILED" in processes.log("device-1")
+    assert supernodes(d.cli_env)[registered] == "registered"
+    assert device.returncode is not None and device.returncode != 0, d.processes.log("device-3")
+    assert "CERTIFICATE_VERIFY_FAILED" in d.processes.log("device-3")

@@ -1,15 +1,14 @@
-"""Real deployments on 127.0.0.1: a SuperLink and SuperNodes started with the launchers
-in server/ and clients/, each process stopped by its own PID when the test ends."""
+"""Processes a deployment test starts, each stopped by its own PID (with everything it
+spawned) when the test or the module's shared deployment ends. A plain module, not the
+conftest: tests import it by name."""
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-import pytest
 from support import ROOT
 
 
@@ -60,15 +59,3 @@ def stop_tree(pid: int, grace: float = 15.0) -> None:
         except psutil.NoSuchProcess:
             continue
     psutil.wait_procs(alive, timeout=5)
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    """Start processes through this; the test stops all of them when it ends."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    procs = Processes(logs)
-    try:
-        yield procs
-    finally:
-        procs.stop_all()
