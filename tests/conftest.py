@@ -153,3 +153,13 @@ def quick_recipe(tmp_path_factory):
     path = tmp_path_factory.mktemp("recipes") / "digits-quick.json"
     path.write_text(json.dumps(data))
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with end-to-end runs (``slow``) first, each module's tests in their own
+    order: xdist hands whole modules to workers in this order, so the long ones start
+    early and the short ones fill the gaps at the end instead of one long module running
+    alone while the other cores idle."""
+    slow_modules = {item.nodeid.split("::")[0] for item in items
+                    if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_modules)

@@ -130,6 +130,10 @@ def run_scenario(scenario: Scenario, settings: Settings, pool: Pool, work: Path,
     if scenario.trajectory:
         on_event(f"{scenario.name}: fedseed-trajectory ({scenario.trajectory_rounds} rounds)")
         methods.extend(runner.trajectory())
+    if scenario.first_order:
+        on_event(f"{scenario.name}: fedseed-first-order ({scenario.fo_rounds} rounds, "
+                 f"K {scenario.projection_k})")
+        methods.extend(runner.first_order())
     held = runner.held_out
     rows = [m.summary(higher, held) for m in methods]
     best_name = (max if higher else min)(

@@ -62,6 +62,10 @@ class Scenario:
     fo_local_steps: int = 20
     projection_k: int = 1024
     projection_lr: float = 1.0
+    # The local optimizer's lr for first-order rounds, at a constant schedule (0: the
+    # recipe's own lr and schedule), and the coefficients' wire type (float32|float16).
+    fo_lr: float = 0.0
+    projection_dtype: str = "float32"
     # Text bench only: which methods run (see fedseed.bench.text.METHODS).
     methods: tuple[str, ...] = ()
 
@@ -80,6 +84,9 @@ class Scenario:
              and self.categories >= 2 and self.min_rows >= 3,
              "fo_rounds, fo_local_steps and max_train_rows must be at least 1, categories "
              "at least 2, min_rows at least 3"),
+            (self.fo_lr >= 0.0 and self.projection_dtype in ("float32", "float16"),
+             f"fo_lr {self.fo_lr} must be ≥ 0 (0: the recipe's) and projection_dtype "
+             f"'{self.projection_dtype}' one of float32, float16"),
             (bool(self.aggregators) and all(a in AGGREGATORS for a in self.aggregators),
              f"aggregators {list(self.aggregators)} must be among {sorted(AGGREGATORS)}"),
         ]

@@ -316,11 +316,16 @@ class Runner:
         fed_users = [self.users[i] for i in self.federated]
         home = Path(tempfile.mkdtemp(dir=self.work, prefix="first-order-"))
         local = fixed_budget(self.recipe, self.s.fo_local_steps)
+        if self.s.fo_lr > 0:
+            local = local.model_copy(update={
+                "optimizer": local.optimizer.model_copy(update={"lr": self.s.fo_lr}),
+                "schedule": type(local.schedule)(name="constant")})
         cfg = FederationConfig(
             num_rounds=self.s.fo_rounds, fraction=self.s.fraction, min_nodes=len(fed_users),
             min_replies=1, recipe=str(write_recipe(local, home / "recipe")),
             mode="trajectory", trajectory_method="first-order",
             projection_k=self.s.projection_k, projection_lr=self.s.projection_lr,
+            projection_dtype=self.s.projection_dtype,
             client_trust="tofu", auto_keys=True, registry=str(home / "registry"),
             seed=self.settings.seed, final_personalization=False)
         run = run_fedseed(cfg, fed_users, home, parallel=self.settings.parallel)

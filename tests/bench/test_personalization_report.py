@@ -1,0 +1,59 @@
+"""The personalization benchmark's configuration and the 100-user target lines, on
+synthetic payloads (the smoke test runs the benchmark itself)."""
+
+from __future__ import annotations
+
+import pytest
+from support import ROOT
+
+from fedseed.bench.personalization_config import Scenario, load_config
+from fedseed.bench.personalization_report import many_users_targets
+from fedseed.errors import FedseedError
+
+
+def _row(method: str, mean: float, up: int = 1_000, down: int = 1_000, **extra):
+    return {"method": method, "mean": mean, "bytes_up_per_client": up,
+            "bytes_down_per_client": down, **extra}
+
+
+def _scenario(clients: int, methods: list[dict]) -> dict:
+    return {"scenario": f"digits-{clients}", "dataset": "digits", "clients": clients,
+            "higher_is_better": True, "methods": methods}
+
+
+def test_the_100_user_target_counts_every_personalised_fedseed_row():
+    methods = [_row("fedseed-fedex", 0.74, meta_config={"optimizer.lr": 0.01}),
+               _row("fedavg", 0.80, up=400_000, down=400_000),
+               _row("fedavg+ft", 0.83, up=400_000, down=400_000),
+               _row("fedseed-first-order", 0.79, up=20_000, down=20_000),
+               _row("fedseed-first-order+ft", 0.85, up=20_000, down=20_000)]
+    payload = {"scenarios": [_scenario(100, methods), _scenario(20, methods)]}
+
+    lines = many_users_targets(payload)
+
+    assert len(lines) == 2  # the 20-user scenario has targets of its own elsewhere
+    assert "fedseed-first-order+ft, 0.850" in lines[0] and lines[0].endswith("met.")
+    assert "+2.0 points" in lines[0] and "20.0× fewer bytes" in lines[0]
+    assert "0.790 vs FedAvg's shared model 0.800" in lines[1]
+
+
+def test_a_fedseed_run_behind_fedavg_ft_is_missed():
+    methods = [_row("fedseed-sha", 0.74, meta_config={}), _row("fedavg+ft", 0.84),
+               _row("fedseed-trajectory", 0.99)]  # a shared model, not personalised
+    (line,) = many_users_targets({"scenarios": [_scenario(100, methods)]})
+
+    assert "fedseed-sha" in line and "-10.0 points" in line and line.endswith("missed.")
+
+
+def test_the_100_user_scenarios_run_first_order_as_the_sweep_chose():
+    _, scenarios = load_config(ROOT / "simulations" / "personalization.toml",
+                               only=["digits-a0.5-100", "digits-a0.1-100"])
+
+    for s in scenarios:
+        assert s.first_order and s.fo_lr == 0.01 and s.projection_dtype == "float16"
+        assert s.projection_k == 600 and s.fo_rounds == 40
+
+
+def test_a_wrong_projection_dtype_names_the_scenario_and_the_value():
+    with pytest.raises(FedseedError, match="scenario 'x'.*projection_dtype 'int8'"):
+        Scenario(name="x", dataset="digits", recipe="digits-mlp", projection_dtype="int8")
