@@ -35,6 +35,7 @@ from fedseed.provenance.packed import pack
 from fedseed.provenance.sign import sign_recipe
 from fedseed.recipe.builtin import resolve_recipe
 from fedseed.recipe.codec import recipe_digest
+from fedseed.recipe.overrides import at_constant_lr
 from fedseed.trajectory.chain import ChainCache, shared_model
 from fedseed.trajectory.first_order import fo_train
 
@@ -63,11 +64,8 @@ class FirstOrderSettings:
 
 
 def _local_recipe(settings: FirstOrderSettings) -> Any:
-    base = resolve_recipe(settings.recipe)
-    optimizer = base.optimizer if settings.lr is None else base.optimizer.model_copy(
-        update={"lr": settings.lr})
+    base = at_constant_lr(resolve_recipe(settings.recipe), settings.lr)
     return base.model_copy(update={
-        "optimizer": optimizer, "schedule": type(base.schedule)(name="constant"),
         "budget": base.budget.model_copy(update={
             "max_steps": settings.local_steps, "early_stopping": None,
             "eval_every": settings.local_steps})})

@@ -41,7 +41,7 @@ from fedseed.provenance.trust import load_trust
 from fedseed.provenance.verify import verify_envelope
 from fedseed.recipe.builtin import resolve_recipe
 from fedseed.recipe.codec import canonical_bytes, canonical_dict, recipe_from_dict
-from fedseed.recipe.overrides import with_step_budget
+from fedseed.recipe.overrides import at_constant_lr, with_step_budget
 from fedseed.registry.store import LocalRegistry
 from fedseed.trajectory.chain import shared_model
 
@@ -317,9 +317,7 @@ class Runner:
         home = Path(tempfile.mkdtemp(dir=self.work, prefix="first-order-"))
         local = fixed_budget(self.recipe, self.s.fo_local_steps)
         if self.s.fo_lr > 0:
-            local = local.model_copy(update={
-                "optimizer": local.optimizer.model_copy(update={"lr": self.s.fo_lr}),
-                "schedule": type(local.schedule)(name="constant")})
+            local = at_constant_lr(local, self.s.fo_lr)
         cfg = FederationConfig(
             num_rounds=self.s.fo_rounds, fraction=self.s.fraction, min_nodes=len(fed_users),
             min_replies=1, recipe=str(write_recipe(local, home / "recipe")),

@@ -84,4 +84,14 @@ def with_step_budget(recipe: Recipe, max_steps: int) -> Recipe:
         update={"params": kept}) if kept else None})
 
 
-__all__ = ["TASK_PATHS", "apply_assignment", "apply_overrides", "with_step_budget"]
+def at_constant_lr(recipe: Recipe, lr: float | None) -> Recipe:
+    """``recipe`` with a constant schedule, at ``lr`` (None: its own lr): a federated
+    round's few local steps, which the recipe's warmup or decay would span entirely."""
+    optimizer = recipe.optimizer if lr is None else recipe.optimizer.model_copy(
+        update={"lr": lr})
+    return recipe.model_copy(update={"optimizer": optimizer,
+                                     "schedule": type(recipe.schedule)(name="constant")})
+
+
+__all__ = ["TASK_PATHS", "apply_assignment", "apply_overrides", "at_constant_lr",
+           "with_step_budget"]
