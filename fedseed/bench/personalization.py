@@ -147,6 +147,7 @@ def run_scenario(scenario: Scenario, settings: Settings, pool: Pool, work: Path,
         "max_steps": scenario.max_steps or None, "headline": scenario.headline,
         "rounds": scenario.rounds, "fraction": scenario.fraction,
         "methods": rows, "best_fedseed": f"fedseed-{best_name}",
+        "schedules": schedules(scenario, runner.recipe.optimizer.lr),
         "steps_to_target": target_analysis(best, default, oracle, held, higher),
         "curves": {"meta": mean_curve([best.outcomes[i] for i in held]),
                    "default": mean_curve([default.outcomes[i] for i in held]),
@@ -164,6 +165,20 @@ def run_scenario(scenario: Scenario, settings: Settings, pool: Pool, work: Path,
             "steps_to_target_on": target_analysis(warm, default, oracle, held, higher),
         }
     out["seconds"] = round(time.perf_counter() - started, 1)
+    return out
+
+
+def schedules(scenario: Scenario, recipe_lr: float) -> dict[str, dict[str, Any]]:
+    """What each federated baseline ran (rounds, local steps, lr), so that the report
+    can say whether two rows are like for like."""
+    out = {"fedavg": {"rounds": scenario.fedavg_rounds,
+                      "local_steps": scenario.fedavg_local_steps,
+                      "lr": scenario.fedavg_lr or recipe_lr}}
+    if scenario.first_order:
+        out["first-order"] = {"rounds": scenario.fo_rounds,
+                              "local_steps": scenario.fo_local_steps,
+                              "lr": scenario.fo_lr or recipe_lr,
+                              "projection_k": scenario.projection_k}
     return out
 
 

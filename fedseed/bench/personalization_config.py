@@ -34,6 +34,9 @@ class Scenario:
     aggregators: tuple[str, ...] = ("fedex", "flora", "sha")
     fedavg_rounds: int = 20
     fedavg_local_steps: int = 20
+    # FedAvg's local lr, at a constant schedule (0: the recipe's own lr); set it to a
+    # first-order scenario's fo_lr to compare the two like for like.
+    fedavg_lr: float = 0.0
     oracle: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     max_steps: int = 0
     headline: bool = False
@@ -84,6 +87,8 @@ class Scenario:
              and self.categories >= 2 and self.min_rows >= 3,
              "fo_rounds, fo_local_steps and max_train_rows must be at least 1, categories "
              "at least 2, min_rows at least 3"),
+            (self.fedavg_lr >= 0.0, f"fedavg_lr {self.fedavg_lr} must be ≥ 0 (0: the "
+                                    "recipe's)"),
             (self.fo_lr >= 0.0 and self.projection_dtype in ("float32", "float16"),
              f"fo_lr {self.fo_lr} must be ≥ 0 (0: the recipe's) and projection_dtype "
              f"'{self.projection_dtype}' one of float32, float16"),

@@ -165,6 +165,25 @@ def many_users_targets(payload: dict[str, Any]) -> list[str]:
     return lines
 
 
+def schedule_lines(s: dict[str, Any]) -> list[str]:
+    """One sentence on what FedAvg and first-order projection ran, and whether the two
+    are like for like (same rounds, local steps and lr)."""
+    sched = s.get("schedules")
+    if not sched:
+        return []
+    fa = sched["fedavg"]
+    text = (f"FedAvg ran {fa['rounds']} rounds × {fa['local_steps']} local steps at lr "
+            f"{fa['lr']:g}")
+    fo = sched.get("first-order")
+    if fo:
+        same = all(fo[k] == fa[k] for k in ("rounds", "local_steps", "lr"))
+        text += (f"; first-order projection {fo['rounds']} rounds × {fo['local_steps']} "
+                 f"local steps at lr {fo['lr']:g}, K {fo['projection_k']}: "
+                 + ("the same schedule, like for like" if same else
+                    "**not the same schedule**, so the two rows are not like for like"))
+    return [text + ".", ""]
+
+
 def markdown(payload: dict[str, Any]) -> str:
     """docs/results/personalization.md."""
     m = payload["machine"]
@@ -183,7 +202,7 @@ def markdown(payload: dict[str, Any]) -> str:
         budget = f", every budget capped at {s['max_steps']} steps" if s["max_steps"] else ""
         out += [f"## {s['scenario']}: {s['recipe']} on {s['dataset']} ({setting}, "
                 f"{s['clients']} users, {s['held_out']} held out{budget})", "",
-                *method_table(s), ""]
+                *method_table(s), "", *schedule_lines(s)]
         stt = s["steps_to_target"]
         out += [f"New users ({stt['users']} held out), steps to 95% of their local-oracle "
                 f"validation {s['metric']}: {stt['method']} {_fmt(stt['median_steps_meta'], 0)}"

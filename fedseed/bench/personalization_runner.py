@@ -280,7 +280,9 @@ class Runner:
         """Flower's FedAvg, then its global model as is and fine-tuned per user."""
         started = time.perf_counter()
         fed_users = [self.users[i] for i in self.federated]
-        result = run_fedavg(self.recipe, fed_users, rounds=self.s.fedavg_rounds,
+        local = at_constant_lr(self.recipe, self.s.fedavg_lr) if self.s.fedavg_lr > 0 \
+            else self.recipe
+        result = run_fedavg(local, fed_users, rounds=self.s.fedavg_rounds,
                             local_steps=self.s.fedavg_local_steps, fraction=self.s.fraction,
                             seed=self.settings.seed, parallel=self.settings.parallel)
         data = self._recipe_bytes(self.recipe)

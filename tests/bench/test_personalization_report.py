@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from support import ROOT
 
+from fedseed.bench.personalization import schedules
 from fedseed.bench.personalization_config import Scenario, load_config
-from fedseed.bench.personalization_report import many_users_targets
+from fedseed.bench.personalization_report import many_users_targets, schedule_lines
 from fedseed.errors import FedseedError
 
 
@@ -52,6 +53,26 @@ def test_the_100_user_scenarios_run_first_order_as_the_sweep_chose():
     for s in scenarios:
         assert s.first_order and s.fo_lr == 0.01 and s.projection_dtype == "float16"
         assert s.projection_k == 600 and s.fo_rounds == 40
+        # FedAvg runs the same schedule, so the comparison is like for like.
+        assert (s.fedavg_rounds, s.fedavg_local_steps, s.fedavg_lr) == \
+            (s.fo_rounds, s.fo_local_steps, s.fo_lr)
+        (line, _) = schedule_lines({"schedules": schedules(s, recipe_lr=0.001)})
+        assert "like for like" in line and "not the same" not in line
+
+
+def test_a_first_order_row_on_another_schedule_is_flagged_as_not_like_for_like():
+    s = Scenario(name="x", dataset="digits", recipe="digits-mlp", first_order=True,
+                 fo_rounds=40, fo_lr=0.01, fedavg_rounds=20)
+    (line, _) = schedule_lines({"schedules": schedules(s, recipe_lr=0.001)})
+
+    assert "FedAvg ran 20 rounds × 20 local steps at lr 0.001" in line
+    assert "40 rounds × 20 local steps at lr 0.01" in line
+    assert "**not the same schedule**" in line
+
+
+def test_a_negative_fedavg_lr_is_refused_with_its_value():
+    with pytest.raises(FedseedError, match="scenario 'x': fedavg_lr -1"):
+        Scenario(name="x", dataset="digits", recipe="digits-mlp", fedavg_lr=-1)
 
 
 def test_a_wrong_projection_dtype_names_the_scenario_and_the_value():
