@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fedseed.assemble import assemble
 from fedseed.data.examples import Examples, split_examples
 from fedseed.data.tensors import to_tensors
 from fedseed.personalize import personalize_examples
 from fedseed.recipe.codec import parse_recipe
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -105,16 +108,22 @@ class Pool:
     def map(self, jobs: Iterable[Job], on_done: Callable[[], None] | None = None
             ) -> list[Outcome]:
         """Run ``jobs``; results in job order."""
-        jobs = list(jobs)
+        return self.map_with(run_job, jobs, on_done)
+
+    def map_with(self, fn: Callable[[_T], _R], items: Iterable[_T],
+                 on_done: Callable[[], None] | None = None) -> list[_R]:
+        """``fn`` (a module-level function, so that workers can import it) on each
+        item; results in item order."""
+        items = list(items)
         if self._pool is None:
             _init_worker()
             out = []
-            for job in jobs:
-                out.append(run_job(job))
+            for item in items:
+                out.append(fn(item))
                 if on_done:
                     on_done()
             return out
-        futures = [self._pool.submit(run_job, job) for job in jobs]
+        futures = [self._pool.submit(fn, item) for item in items]
         results = []
         for future in futures:
             results.append(future.result())

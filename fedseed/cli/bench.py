@@ -108,6 +108,33 @@ def text(
     console.out("wrote " + ", ".join(result["written"]), highlight=False)
 
 
+@app.command("budget")
+def budget(
+    config: Path = typer.Option(Path("simulations/budget.toml"),
+                                help="Tasks, grids and starts (TOML)."),
+    out: Path = typer.Option(Path("docs/results"), help="Folder for budget.{json,md,png}."),
+    task: list[str] = typer.Option([], help="Run only this task (repeatable)."),
+) -> None:
+    """The minimal fine-tuning budget: samples x steps heat maps per start."""
+    import time
+
+    from fedseed.bench import budget as bench
+
+    started = time.monotonic()
+
+    def event(line: str) -> None:
+        console.out(f"[{time.monotonic() - started:7.1f}s] {line}", highlight=False)
+
+    with console.status("budget benchmark"):
+        result = bench.run(config, out, event, only=task)
+    for t in result["tasks"]:
+        verdicts = ", ".join(f"{start} {'holds' if v['holds'] else 'fails'}"
+                             for start, v in t["claim"].items())
+        console.out(f"{t['task']:20} reference {t['reference']['accuracy']:.3f}; "
+                    f"<100 samples and <100 steps reach 95%: {verdicts}", highlight=False)
+    console.out("wrote " + ", ".join(result["written"]), highlight=False)
+
+
 @app.command("trajectory")
 def trajectory(
     out: Path = typer.Option(Path("docs/results"), help="Folder for trajectory.{json,md,png}."),
