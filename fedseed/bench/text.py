@@ -163,7 +163,8 @@ def _scenario_settings(s: Scenario) -> dict[str, Any]:
             "zo_steps": s.zo_steps, "seeds_per_step": s.seeds_per_step, "zo_lr": s.zo_lr,
             "server_lr": s.server_lr, "fo_rounds": s.fo_rounds,
             "fo_local_steps": s.fo_local_steps, "projection_k": s.projection_k,
-            "projection_lr": s.projection_lr, "projection_dtype": s.projection_dtype}
+            "projection_lr": s.projection_lr, "projection_dtype": s.projection_dtype,
+            "fo_lr": s.fo_lr}
 
 
 def run(config: Path, out: Path, on_event: Event, only: Sequence[str] = ()) -> dict[str, Any]:

@@ -135,7 +135,9 @@ def _scenario_section(s: dict[str, Any]) -> list[str]:
               f"zeroth-order trajectory {cfg['trajectory_rounds']} rounds, K = "
               f"{cfg['pool_size']}, {cfg['zo_steps']} steps × {cfg['seeds_per_step']} seeds at "
               f"lr {cfg['zo_lr']}; first-order projection {cfg['fo_rounds']} rounds × "
-              f"{cfg['fo_local_steps']} steps, K = {cfg['projection_k']} "
+              f"{cfg['fo_local_steps']} steps"
+              + (f" at a constant lr {cfg['fo_lr']:g}" if cfg.get('fo_lr') else "")
+              + f", K = {cfg['projection_k']} "
               f"{cfg.get('projection_dtype', 'float32')}, server lr "
               f"{cfg['projection_lr']}; oracle grid {cfg['oracle']}. Methods run: "
               f"{', '.join(s['methods_run'])}. {s['seconds']:.0f} s.", ""]

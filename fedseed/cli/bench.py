@@ -135,6 +135,30 @@ def budget(
     console.out("wrote " + ", ".join(result["written"]), highlight=False)
 
 
+@app.command("bandwidth")
+def bandwidth(
+    out: Path = typer.Option(Path("docs/results"), help="Folder for bandwidth.{json,md,png}."),
+    recipe: list[str] = typer.Option([], help="Measure only this built-in recipe (repeatable)."),
+) -> None:
+    """Time vs bandwidth: fetch a recipe and train to 95%, or download the weights."""
+    import time
+
+    from fedseed.bench import bandwidth as bench
+
+    started = time.monotonic()
+
+    def event(line: str) -> None:
+        console.out(f"[{time.monotonic() - started:7.1f}s] {line}", highlight=False)
+
+    with console.status("bandwidth benchmark"):
+        result = bench.run(out, event, recipes=recipe or bench.RECIPES)
+    for r in result["recipes"]:
+        cross = r["crossover_mbit"]
+        console.out(f"{r['recipe']:18} fedseed faster below "
+                    + ("never" if cross is None else f"{cross:,.3g} Mbit/s"), highlight=False)
+    console.out("wrote " + ", ".join(result["written"]), highlight=False)
+
+
 @app.command("trajectory")
 def trajectory(
     out: Path = typer.Option(Path("docs/results"), help="Folder for trajectory.{json,md,png}."),
