@@ -73,6 +73,8 @@ bench: $(STAMP) bench-setup
 	$(BIN)/fedseed bench robustness --out docs/results
 	$(BIN)/fedseed bench pretrained-base --out docs/results
 	$(BIN)/fedseed bench text --out docs/results
+	$(BIN)/fedseed bench budget --out docs/results
+	$(BIN)/fedseed bench bandwidth --out docs/results
 
 lint: $(STAMP)
 	$(BIN)/ruff check fedseed tests

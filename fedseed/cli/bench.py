@@ -159,6 +159,40 @@ def bandwidth(
     console.out("wrote " + ", ".join(result["written"]), highlight=False)
 
 
+@app.command("seed-claims")
+def seed_claims(
+    out: Path = typer.Option(Path("docs/results"),
+                             help="Folder for seed_claims.{json,md,png}."),
+    recipe: list[str] = typer.Option([], help="Measure only this built-in recipe "
+                                              "(repeatable)."),
+    shapes: bool = typer.Option(True, help="Also size seeds of BERT-tiny (WordPiece) and "
+                                           "ResNet-50 from their shapes."),
+) -> None:
+    """The roadmap's PCA seeds, reproduced: size, zero-shot, the init ablation, and
+    pruning, int8 and gzip beside them."""
+    import time
+
+    from fedseed.bench import seed_claims as bench
+    from fedseed.recipe.builtin import resolve_recipe
+
+    models: tuple[tuple[str, str], ...] = bench.MODELS
+    if recipe:
+        for name in recipe:
+            resolve_recipe(name)  # an unknown name: one line, exit 2
+        known = dict(bench.MODELS)
+        models = tuple((name, known.get(name, "digits")) for name in recipe)
+    started = time.monotonic()
+
+    def event(line: str) -> None:
+        console.out(f"[{time.monotonic() - started:7.1f}s] {line}", highlight=False)
+
+    with console.status("seed-claims benchmark"):
+        result = bench.run(out, event, models=models, with_shapes=shapes)
+    for v in result["verdicts"]:
+        console.out(f"{v['claim']}: {v['verdict']}", highlight=False)
+    console.out("wrote " + ", ".join(result["written"]), highlight=False)
+
+
 @app.command("trajectory")
 def trajectory(
     out: Path = typer.Option(Path("docs/results"), help="Folder for trajectory.{json,md,png}."),
