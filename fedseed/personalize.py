@@ -20,7 +20,7 @@ from fedseed.data.local import check_examples, load_examples
 from fedseed.recipe.codec import canonical_bytes, recipe_digest
 from fedseed.recipe.derive import child_recipe
 from fedseed.recipe.model import Recipe
-from fedseed.recipe.overrides import apply_assignment
+from fedseed.recipe.overrides import apply_assignment, apply_overrides
 from fedseed.recipe.search import Scalar
 
 if TYPE_CHECKING:  # torch loads with training, after the inputs were checked
@@ -47,8 +47,13 @@ def personalize_examples(
     progress: ProgressFn | None = None,
     method: str = "personalize",
     initial_state: Mapping[str, Any] | None = None,
+    task: Mapping[str, Scalar] | None = None,
 ) -> Personalized:
     """Train ``recipe`` (with ``assignment`` applied) on in-memory ``examples``.
+
+    ``task`` sets task fields (``task.num_labels``, ``task.metric``) for a device
+    whose task differs from the recipe's (fedseed.meta.tasks); the child still names
+    ``recipe`` as its parent.
 
     ``initial_state`` (a state dict) fine-tunes from those weights instead of the
     recipe's random initialisation: the FedAvg + fine-tuning baseline, or a model
@@ -57,6 +62,8 @@ def personalize_examples(
     from fedseed.train.loop import train
 
     ran = apply_assignment(recipe, assignment) if assignment else recipe
+    if task:
+        ran = apply_overrides(ran, task)
     check_examples(examples, ran)
     splits = split_examples(examples, ran.split)
     model = assemble(ran)

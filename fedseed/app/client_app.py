@@ -3,7 +3,9 @@ with a signed client recipe. Weights stay on the device.
 
 Node config (``flower-supernode --node-config``): ``data`` (path to the device's
 CSV/JSONL/Parquet/save_to_disk data), ``key`` (name of its signing key under
-``$FEDSEED_HOME/keys``), optional ``text-column`` and ``label-column``. Simulated nodes
+``$FEDSEED_HOME/keys``), optional ``text-column`` and ``label-column``, and
+``num-labels`` for a device whose task has another label count than the recipe's
+(a federation of several tasks: fedseed.meta.tasks). Simulated nodes
 get ``partition-id``/``num-partitions`` from Flower and a key made on first use.
 
 A user's own ClientApp can wrap the same round logic with its own data:
@@ -43,6 +45,25 @@ REFUSED, FAILED = 403, 500
 
 #: A node's data: its examples, or a function of its Flower context that returns them.
 ExamplesSource = Examples | Callable[[Context], Examples]
+#: A node's own task fields (``{"task.num_labels": 2}``), or a function of its context.
+TaskSource = Mapping[str, Any] | Callable[[Context], Mapping[str, Any] | None]
+
+
+def _task(context: Context, task: TaskSource | None) -> Mapping[str, Any] | None:
+    """This node's task fields where they differ from the recipe's: given by the
+    caller, or the node config's ``num-labels``."""
+    if callable(task):
+        return task(context) or None
+    if task:
+        return task
+    value = context.node_config.get("num-labels")
+    if value is None:
+        return None
+    try:
+        return {"task.num_labels": int(value)}
+    except (TypeError, ValueError):
+        raise DataError(f"node config num-labels = {value!r} is not a whole number of "
+                        f"labels") from None
 
 
 def _identity(context: Context):
@@ -82,7 +103,7 @@ def _examples(context: Context, run_config: Mapping[str, Any] | None,
 
 
 def train(msg: Message, context: Context, run_config: Mapping[str, Any] | None = None,
-          examples: ExamplesSource | None = None) -> Message:
+          examples: ExamplesSource | None = None, task: TaskSource | None = None) -> Message:
     """One round: verify, train the assigned configuration, sign the client recipe."""
     values = record(msg)
     try:
@@ -93,7 +114,8 @@ def train(msg: Message, context: Context, run_config: Mapping[str, Any] | None =
         identity = _identity(context)
         data = _examples(context, run_config, examples, meta.recipe)
         envelope, metrics = train_round(meta, str(values.get(protocol.ASSIGNMENT, "")),
-                                        data, identity, weights_path_for(context.node_id))
+                                        data, identity, weights_path_for(context.node_id),
+                                        task=_task(context, task))
     except FedseedError as e:
         return _refuse(msg, FAILED, e)
     content = RecordDict({
@@ -105,7 +127,8 @@ def train(msg: Message, context: Context, run_config: Mapping[str, Any] | None =
 
 
 def evaluate(msg: Message, context: Context, run_config: Mapping[str, Any] | None = None,
-             examples: ExamplesSource | None = None) -> Message:
+             examples: ExamplesSource | None = None, task: TaskSource | None = None
+             ) -> Message:
     """Final personalization: from the last meta-recipe and from the round-0 recipe."""
     values = record(msg)
     try:
@@ -116,30 +139,34 @@ def evaluate(msg: Message, context: Context, run_config: Mapping[str, Any] | Non
         return _refuse(msg, REFUSED, e)
     try:
         data = _examples(context, run_config, examples, meta.recipe)
-        metrics = final_round(meta, baseline, data, weights_path_for(context.node_id))
+        metrics = final_round(meta, baseline, data, weights_path_for(context.node_id),
+                              task=_task(context, task))
     except FedseedError as e:
         return _refuse(msg, FAILED, e)
     return Message(RecordDict({protocol.METRICS: metric_record(metrics)}), reply_to=msg)
 
 
 def make_client_app(run_config: Mapping[str, Any] | None = None,
-                    examples: ExamplesSource | None = None) -> ClientApp:
+                    examples: ExamplesSource | None = None,
+                    task: TaskSource | None = None) -> ClientApp:
     """The fedseed ClientApp.
 
     ``run_config`` replaces the run's config when given (an in-process simulation has
     no Flower run config to carry the data set's name). ``examples``: the node's data
     in memory, or a function of its ``Context`` returning it, instead of the node
-    config's ``data`` path or a built-in partition.
+    config's ``data`` path or a built-in partition. ``task``: the node's own task
+    fields, or a function of its ``Context`` returning them, instead of the node
+    config's ``num-labels``.
     """
     app = ClientApp()
 
     @app.train()
     def _train(msg: Message, context: Context) -> Message:
-        return train(msg, context, run_config, examples)
+        return train(msg, context, run_config, examples, task)
 
     @app.evaluate()
     def _evaluate(msg: Message, context: Context) -> Message:
-        return evaluate(msg, context, run_config, examples)
+        return evaluate(msg, context, run_config, examples, task)
 
     return app
 

@@ -95,9 +95,11 @@ def fabricated_recipe(meta: Recipe, assignment: dict[str, Any], examples: Exampl
     return child_recipe(meta, ran, evidence, method="client")
 
 
-def _client_app(clients: tuple[Examples, ...], byzantine: frozenset[int]) -> Any:
-    """The fedseed ClientApp's own round logic on in-memory users; the ``byzantine``
-    partitions answer with fabricated, validly signed recipes instead."""
+def _client_app(clients: tuple[Examples, ...], byzantine: frozenset[int],
+                tasks: tuple[dict[str, Any] | None, ...] = ()) -> Any:
+    """The fedseed ClientApp's own round logic on in-memory users (``tasks``: each
+    partition's own task fields, if any); the ``byzantine`` partitions answer with
+    fabricated, validly signed recipes instead."""
     from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
     from flwr.clientapp import ClientApp
 
@@ -115,7 +117,8 @@ def _client_app(clients: tuple[Examples, ...], byzantine: frozenset[int]) -> Any
         torch.set_num_threads(1)
         partition = int(context.node_config["partition-id"])
         if partition not in byzantine:
-            return client_train(msg, context, examples=clients[partition])
+            return client_train(msg, context, examples=clients[partition],
+                                task=tasks[partition] if tasks else None)
         values = record(msg)
         try:
             meta = verify_meta(bytes_field(values, protocol.META), load_trust())
@@ -138,8 +141,10 @@ def _client_app(clients: tuple[Examples, ...], byzantine: frozenset[int]) -> Any
 
 
 def run_fedseed(cfg: FederationConfig, clients: Sequence[Examples], home: Path, *,
-                byzantine: frozenset[int] = frozenset(), parallel: int = 2) -> FedseedRun:
-    """Run ``cfg`` on one simulated node per client; state (keys, registry) in ``home``."""
+                byzantine: frozenset[int] = frozenset(), parallel: int = 2,
+                tasks: Sequence[dict[str, Any] | None] = ()) -> FedseedRun:
+    """Run ``cfg`` on one simulated node per client; state (keys, registry) in ``home``.
+    ``tasks``: per client, its own task fields (a federation of several tasks)."""
     from flwr.simulation import run_simulation
 
     from fedseed.app.server_app import make_server_app
@@ -157,7 +162,7 @@ def run_fedseed(cfg: FederationConfig, clients: Sequence[Examples], home: Path, 
         join_ray_cluster()
         run_simulation(
             server_app=make_server_app(cfg, None, results),
-            client_app=_client_app(tuple(clients), byzantine),
+            client_app=_client_app(tuple(clients), byzantine, tuple(tasks)),
             num_supernodes=len(clients),
             backend_config=backend_config(parallel),
         )

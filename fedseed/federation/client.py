@@ -161,17 +161,24 @@ def node_examples(node_config: Mapping[str, Any], run_config: Mapping[str, Any],
 
 def train_round(meta: VerifiedRecipe, assignment_json: str, examples: Examples,
                 identity: Identity, weights_path: Path | None, *,
-                chain: ChainSource | None = None) -> tuple[bytes, dict[str, float]]:
+                chain: ChainSource | None = None, task: Mapping[str, Any] | None = None
+                ) -> tuple[bytes, dict[str, float]]:
     """Run the assigned configuration; return the signed client recipe and metrics.
     ``chain``: where a first-order run fetches missed meta-recipes (default: the
-    trust store and registry of ``$FEDSEED_HOME``, or :func:`use_registry`'s)."""
+    trust store and registry of ``$FEDSEED_HOME``, or :func:`use_registry`'s).
+    ``task``: this device's own task fields (``task.num_labels``), where the
+    federation mixes tasks (fedseed.meta.tasks; mode recipes only)."""
     assignment = json.loads(assignment_json) if assignment_json else {}
+    if task and (meta.recipe.trajectory is not None or meta.recipe.projection is not None):
+        raise DataError("this device's task differs from the recipe's, and a seed "
+                        "trajectory shares one model, so one task: federate it in mode "
+                        "recipes, or give it the recipe's task")
     if meta.recipe.trajectory is not None:
         return _zo_round(meta, examples, identity, weights_path)
     if meta.recipe.projection is not None:
         return _fo_round(meta, examples, identity, weights_path, chain)
     done = personalize_examples(meta.recipe, examples, assignment=assignment or None,
-                                method="client")
+                                method="client", task=task)
     return signed_reply(done.recipe, done.result.model, identity, weights_path)
 
 
@@ -258,15 +265,16 @@ def _fo_round(meta: VerifiedRecipe, examples: Examples, identity: Identity,
 
 
 def final_round(meta: VerifiedRecipe, baseline: VerifiedRecipe, examples: Examples,
-                weights_path: Path | None, *, chain: ChainSource | None = None
-                ) -> dict[str, float]:
-    """Personalise from the final meta-recipe and from the round-0 recipe; test both."""
+                weights_path: Path | None, *, chain: ChainSource | None = None,
+                task: Mapping[str, Any] | None = None) -> dict[str, float]:
+    """Personalise from the final meta-recipe and from the round-0 recipe; test both
+    (on this device's own ``task``, where it differs from the recipe's)."""
     start = None
     if meta.recipe.projection is not None:  # fine-tune from the replayed shared model
         start = projected_shared_model(meta.recipe, chain).model.state_dict()
     tuned = personalize_examples(meta.recipe, examples, method="personalize",
-                                 initial_state=start)
-    base = personalize_examples(baseline.recipe, examples, method="personalize")
+                                 initial_state=start, task=task)
+    base = personalize_examples(baseline.recipe, examples, method="personalize", task=task)
     if weights_path is not None:
         _keep_weights(tuned.result.model, weights_path, tuned.recipe)
     t_ev, b_ev = tuned.recipe.evidence, base.recipe.evidence

@@ -81,6 +81,9 @@ class FederationConfig:
     projection_k: int = 1024
     projection_lr: float = 1.0
     projection_dtype: str = "float32"
+    # Users with different tasks (fedseed.meta.tasks): label counts a device may train
+    # instead of the recipe's, comma-separated ("10,2"); empty: one task.
+    task_labels: str = ""
 
     def __post_init__(self) -> None:
         checks = [
@@ -132,6 +135,16 @@ class FederationConfig:
         for ok, message in checks:
             if not ok:
                 raise FedseedError(f"federation config: {message}")
+        from fedseed.meta.tasks import parse_task_labels
+
+        try:
+            parse_task_labels(self.task_labels)
+        except FedseedError as e:
+            raise FedseedError(f"federation config: {e}") from e
+        if self.task_labels and self.mode != "recipes":
+            raise FedseedError("federation config: task-labels mixes tasks in one "
+                               "federation of recipes; a trajectory shares one model, so "
+                               "one task: drop task-labels or use mode = 'recipes'")
         if self.mode == "recipes":
             # A trajectory setting away from its default in recipes mode would be
             # silently ignored: the user meant another run than the one they'd get.

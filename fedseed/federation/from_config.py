@@ -12,6 +12,7 @@ from fedseed.federation.strategy import RoundSettings
 from fedseed.meta import TrajectoryAggregator, get_aggregator
 from fedseed.meta.base import Aggregator, Options
 from fedseed.meta.projection import ProjectionAggregator
+from fedseed.meta.tasks import parse_task_labels
 from fedseed.provenance.resolve import resolve_trusted
 from fedseed.provenance.trust import TrustStore
 from fedseed.recipe.model import Recipe
@@ -40,7 +41,8 @@ def round_settings(cfg: FederationConfig) -> RoundSettings:
                          min_nodes=cfg.min_nodes, min_replies=cfg.min_replies,
                          timeout=cfg.timeout, quorum=cfg.quorum, grace=cfg.grace,
                          client_trust=cfg.client_trust, seed=cfg.seed,
-                         final_personalization=cfg.final_personalization)
+                         final_personalization=cfg.final_personalization,
+                         task_labels=parse_task_labels(cfg.task_labels))
 
 
 def starting_recipe(cfg: FederationConfig, trust: TrustStore) -> Recipe:

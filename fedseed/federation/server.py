@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from fedseed.errors import FedseedError, VerificationError
 from fedseed.meta.base import AggregatorState, ClientReply, sample_assignment
+from fedseed.meta.tasks import task_allowed
 from fedseed.provenance.keys import key_id, load_public_pem, public_pem
 from fedseed.provenance.packed import read_envelope
 from fedseed.provenance.sign import sign_recipe
@@ -158,6 +159,8 @@ def judge_reply(
     trust: TrustStore,
     mode: str,
     seen: set[str],
+    *,
+    tasks: Sequence[int] = (),
 ) -> Judged:
     """Accept a client recipe only if it is signed, trusted, fresh and well-formed.
 
@@ -209,7 +212,7 @@ def judge_reply(
     if canonical_bytes(recipe) != envelope.payload or recipe.lineage is None \
             or recipe.lineage.producer != kid:
         return Judged(node_id, reason="malformed")
-    if not _ran(recipe, assignment, state.meta.recipe):
+    if not _ran(recipe, assignment, state.meta.recipe, tasks):
         return Judged(node_id, reason="wrong assignment")
     if verified.digest in seen:
         return Judged(node_id, reason="duplicate")
@@ -219,7 +222,8 @@ def judge_reply(
                                                         assignment=dict(assignment)))
 
 
-def _ran(recipe: Recipe, assignment: Mapping[str, Scalar], meta: Recipe) -> bool:
+def _ran(recipe: Recipe, assignment: Mapping[str, Scalar], meta: Recipe,
+         tasks: Sequence[int] = ()) -> bool:
     """Whether ``recipe`` is exactly the meta-recipe with ``assignment`` applied, apart
     from its evidence and lineage: a client reports on what it was dealt, and cannot
     change anything else (a budget, the task, early stopping) that the checks of its
@@ -232,6 +236,10 @@ def _ran(recipe: Recipe, assignment: Mapping[str, Scalar], meta: Recipe) -> bool
         expected = apply_assignment(meta, assignment) if assignment else meta
     except FedseedError:
         return False
+    if recipe.task != meta.task:  # another task: only one the operator allowed
+        if not task_allowed(recipe.task, meta.task, tasks):
+            return False
+        expected = expected.model_copy(update={"task": recipe.task})
     blank = {"search_space": None, "portfolio": None, "evidence": None, "lineage": None}
     return canonical_bytes(_without_numbers(expected).model_copy(update=blank)) == \
         canonical_bytes(_without_numbers(recipe).model_copy(update=blank))

@@ -41,6 +41,7 @@ from fedseed.federation.server import (
     summarize,
 )
 from fedseed.meta.base import Aggregator, AggregatorState
+from fedseed.meta.tasks import on_meta_scale
 from fedseed.provenance.keys import key_id, public_pem
 from fedseed.provenance.packed import pack, read_envelope
 from fedseed.provenance.trust import TrustStore
@@ -79,6 +80,8 @@ class RoundSettings:
     client_trust: ClientTrust = "store"
     seed: int = 0
     final_personalization: bool = True
+    #: Label counts a device may train instead of the meta-recipe's (fedseed.meta.tasks).
+    task_labels: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         checks = [
@@ -279,7 +282,8 @@ class FedseedStrategy:
             pubkey = _bytes(reply.values.get(protocol.PUBKEY))
             verdict = judge_reply(reply.node, envelope, pubkey,
                                   self._plan.get(reply.node, {}), state, self.trust,
-                                  self.settings.client_trust, seen)
+                                  self.settings.client_trust, seen,
+                                  tasks=self.settings.task_labels)
             judged.append(verdict)
             if verdict.reply is not None:
                 received[verdict.reply.digest] = (envelope, pubkey, reply.node)
@@ -293,7 +297,9 @@ class FedseedStrategy:
         sealed, agg = None, state.aggregator
         if len(accepted) >= max(1, self.settings.min_replies):
             try:
-                next_recipe, agg = self.aggregator(state.meta.recipe, accepted,
+                # Other tasks' losses on the meta-recipe's scale (fedseed.meta.tasks).
+                scaled = [on_meta_scale(r, state.meta.recipe) for r in accepted]
+                next_recipe, agg = self.aggregator(state.meta.recipe, scaled,
                                                    state.aggregator)
                 sealed = seal(next_recipe, self.key, self.trust)
             except FedseedError as e:  # a round's evidence must not end the federation
