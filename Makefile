@@ -75,6 +75,8 @@ bench: $(STAMP) bench-setup
 	$(BIN)/fedseed bench text --out docs/results
 	$(BIN)/fedseed bench budget --out docs/results
 	$(BIN)/fedseed bench bandwidth --out docs/results
+	$(BIN)/fedseed bench seed-claims --out docs/results
+	$(BIN)/fedseed bench multi-task --out docs/results
 
 lint: $(STAMP)
 	$(BIN)/ruff check fedseed tests

@@ -193,6 +193,31 @@ def seed_claims(
     console.out("wrote " + ", ".join(result["written"]), highlight=False)
 
 
+@app.command("multi-task")
+def multi_task(
+    config: Path = typer.Option(Path("simulations/multi_task.toml"),
+                                help="Users, tasks and schedules (TOML)."),
+    out: Path = typer.Option(Path("docs/results"), help="Folder for multi_task.{json,md,png}."),
+) -> None:
+    """Users with different tasks in one federation vs per-task fedseed and FedAvg."""
+    import time
+
+    from fedseed.bench import multi_task as bench
+
+    started = time.monotonic()
+
+    def event(line: str) -> None:
+        console.out(f"[{time.monotonic() - started:7.1f}s] {line}", highlight=False)
+
+    with console.status("multi-task benchmark"):
+        result = bench.run(config, out, event)
+    for t in result["targets"]:
+        console.out(f"{t['task']:12} fedseed-shared {t['fedseed_shared']:.3f} vs local-default "
+                    f"{t['local_default']:.3f} ({t['points']:+.1f} points: "
+                    f"{'met' if t['met'] else 'missed'})", highlight=False)
+    console.out("wrote " + ", ".join(result["written"]), highlight=False)
+
+
 @app.command("trajectory")
 def trajectory(
     out: Path = typer.Option(Path("docs/results"), help="Folder for trajectory.{json,md,png}."),
