@@ -69,6 +69,7 @@ class Scenario:
     # recipe's own lr and schedule), and the coefficients' wire type (float32|float16).
     fo_lr: float = 0.0
     projection_dtype: str = "float32"
+    projection_basis: str = "auto"  # auto | count-sketch (every tensor)
     # Text bench only: which methods run (see fedseed.bench.text.METHODS).
     methods: tuple[str, ...] = ()
 
@@ -89,6 +90,8 @@ class Scenario:
              "at least 2, min_rows at least 3"),
             (self.fedavg_lr >= 0.0, f"fedavg_lr {self.fedavg_lr} must be ≥ 0 (0: the "
                                     "recipe's)"),
+            (self.projection_basis in ("auto", "count-sketch"),
+             f"projection_basis '{self.projection_basis}' must be auto or count-sketch"),
             (self.fo_lr >= 0.0 and self.projection_dtype in ("float32", "float16"),
              f"fo_lr {self.fo_lr} must be ≥ 0 (0: the recipe's) and projection_dtype "
              f"'{self.projection_dtype}' one of float32, float16"),

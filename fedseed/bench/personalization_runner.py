@@ -326,6 +326,7 @@ class Runner:
             mode="trajectory", trajectory_method="first-order",
             projection_k=self.s.projection_k, projection_lr=self.s.projection_lr,
             projection_dtype=self.s.projection_dtype,
+            projection_basis=self.s.projection_basis,
             client_trust="tofu", auto_keys=True, registry=str(home / "registry"),
             seed=self.settings.seed, final_personalization=False)
         run = run_fedseed(cfg, fed_users, home, parallel=self.settings.parallel)

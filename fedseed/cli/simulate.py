@@ -68,6 +68,9 @@ def simulate_cmd(
     projection_dtype: str = typer.Option(None, show_default="float32",
                                          help="first-order: coefficients on the wire, "
                                          "float32 or float16 (half the bytes)."),
+    projection_basis: str = typer.Option(None, show_default="auto",
+                                         help="first-order: auto (Gaussian up to 1M values "
+                                         "per tensor) or count-sketch (every tensor)."),
     fraction: float = typer.Option(0.5, min=0.0001, max=1.0, help="Share of nodes per round."),
     max_steps: int = typer.Option(0, min=0, help="Override the recipe's max_steps (0: keep)."),
     seed: int = typer.Option(0, min=0, help="Partition and sampling seed."),
@@ -87,7 +90,7 @@ def simulate_cmd(
         ("seeds_per_step", seeds_per_step), ("sampling", sampling),
         ("server_lr", server_lr), ("trajectory_method", trajectory_method),
         ("projection_k", projection_k), ("projection_lr", projection_lr),
-        ("projection_dtype", projection_dtype))
+        ("projection_dtype", projection_dtype), ("projection_basis", projection_basis))
         if value is not None}
     if mode != "trajectory" and given:
         options = ", ".join("--" + name.replace("_", "-") for name in given)
@@ -117,7 +120,8 @@ def simulate(*, clients: int | None, rounds: int, dataset: str = "digits",
              seeds_per_step: int = T.seeds_per_step, sampling: str = T.sampling,
              server_lr: float = T.server_lr, trajectory_method: str = "zeroth-order",
              projection_k: int = 1024, projection_lr: float = 1.0,
-             projection_dtype: str = "float32", max_steps: int = 0,
+             projection_dtype: str = "float32", projection_basis: str = "auto",
+             max_steps: int = 0,
              seed: int = 0, home: Path | None = None, parallel: int = 2, final: bool = True,
              show_clients: bool = False, lineage: bool = False, resume: bool = False) -> None:
     """Run and print a simulated federation (shared by ``simulate`` and ``demo``)."""
@@ -200,7 +204,7 @@ def simulate(*, clients: int | None, rounds: int, dataset: str = "digits",
         seeds_per_step=seeds_per_step, sampling=sampling, server_lr=server_lr,
         trajectory_method=trajectory_method, projection_k=projection_k,
         projection_lr=projection_lr, projection_dtype=projection_dtype,
-        client_trust="tofu", auto_keys=True,
+        projection_basis=projection_basis, client_trust="tofu", auto_keys=True,
         registry=str(home / "registry"), seed=seed,
         max_steps=max_steps, final_personalization=final, resume=resume,
     )

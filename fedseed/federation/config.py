@@ -81,6 +81,10 @@ class FederationConfig:
     projection_k: int = 1024
     projection_lr: float = 1.0
     projection_dtype: str = "float32"
+    # auto: a dense Gaussian basis per tensor up to 1M values, a Count Sketch above;
+    # count-sketch: a Count Sketch for every tensor (O(D) per round instead of K x D
+    # generated numbers: for models whose dense bases are too slow to generate).
+    projection_basis: str = "auto"
     # Users with different tasks (fedseed.meta.tasks): label counts a device may train
     # instead of the recipe's, comma-separated ("10,2"); empty: one task.
     task_labels: str = ""
@@ -129,6 +133,8 @@ class FederationConfig:
              "trajectory-method must be zeroth-order or first-order"),
             (1 <= self.projection_k <= 65_536, "projection-k must be 1..65536"),
             (0 < self.projection_lr <= 100, "projection-lr must be in (0, 100]"),
+            (self.projection_basis in ("auto", "count-sketch"),
+             "projection-basis must be auto or count-sketch"),
             (self.projection_dtype in ("float32", "float16"),
              "projection-dtype must be float32 or float16"),
         ]
@@ -184,7 +190,7 @@ class FederationConfig:
 #: Settings that only the zeroth-order / the first-order trajectory method reads.
 ZO_FIELDS = ("pool_size", "zo_steps", "zo_lr", "zo_epsilon", "seeds_per_step",
              "sampling", "server_lr")
-FO_FIELDS = ("projection_k", "projection_lr", "projection_dtype")
+FO_FIELDS = ("projection_k", "projection_lr", "projection_dtype", "projection_basis")
 #: Settings that only mode ``trajectory`` reads.
 TRAJECTORY_FIELDS = (*ZO_FIELDS, "trajectory_method", *FO_FIELDS)
 

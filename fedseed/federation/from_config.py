@@ -17,6 +17,7 @@ from fedseed.provenance.resolve import resolve_trusted
 from fedseed.provenance.trust import TrustStore
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.overrides import with_step_budget
+from fedseed.trajectory.projection import DENSE_LIMIT
 
 
 def aggregator_for(cfg: FederationConfig) -> Aggregator:
@@ -28,7 +29,9 @@ def aggregator_for(cfg: FederationConfig) -> Aggregator:
         return get_aggregator(cfg.aggregator, options)
     if cfg.trajectory_method == "first-order":
         return ProjectionAggregator(options, total_k=cfg.projection_k,
-                                    server_lr=cfg.projection_lr, dtype=cfg.projection_dtype)
+                                    server_lr=cfg.projection_lr, dtype=cfg.projection_dtype,
+                                    dense_limit=0 if cfg.projection_basis == "count-sketch"
+                                    else DENSE_LIMIT)
     return TrajectoryAggregator(options, pool_size=cfg.pool_size, steps=cfg.zo_steps,
                                 lr=cfg.zo_lr, epsilon=cfg.zo_epsilon,
                                 seeds_per_step=cfg.seeds_per_step, sampling=cfg.sampling,

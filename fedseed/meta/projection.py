@@ -24,7 +24,7 @@ from fedseed.recipe.codec import recipe_digest
 from fedseed.recipe.evidence import Lineage
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.trajectory import decode_values, encode_values
-from fedseed.trajectory.projection import new_projection
+from fedseed.trajectory.projection import DENSE_LIMIT, new_projection
 
 
 class ProjectionAggregator:
@@ -33,17 +33,18 @@ class ProjectionAggregator:
     name = "projection"
 
     def __init__(self, options: Options = Options(), *, total_k: int = 1024,
-                 server_lr: float = 1.0, floor: int = 8, dtype: str = "float32") -> None:
+                 server_lr: float = 1.0, floor: int = 8, dtype: str = "float32",
+                 dense_limit: int = DENSE_LIMIT) -> None:
         self.options = options
         self.total_k, self.server_lr, self.floor = total_k, server_lr, floor
-        self.dtype = dtype
+        self.dtype, self.dense_limit = dtype, dense_limit
 
     def prepare(self, meta: Recipe) -> Recipe:
         """Round 0: a projection section planned for the recipe's model (``w = w0``)."""
         if meta.projection is None:
             section = new_projection(assemble(meta), self.total_k, base_seed=self.options.seed,
                                      server_lr=self.server_lr, floor=self.floor,
-                                     dtype=self.dtype)
+                                     dtype=self.dtype, dense_limit=self.dense_limit)
             meta = meta.model_copy(update={"projection": section})
         return meta.model_copy(update={"search_space": None, "portfolio": None,
                                        "warm_start": None, "trajectory": None})

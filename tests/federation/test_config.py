@@ -59,7 +59,7 @@ def test_trajectory_defaults_are_one_definition():
                                   TRAJECTORY.seeds_per_step, TRAJECTORY.sampling,
                                   TRAJECTORY.server_lr)
     assert AGGREGATOR_DEFAULTS["lr"] == TRAJECTORY.lr
-    assert len(TRAJECTORY_FIELDS) == 11  # 7 zeroth-order, the method, 3 first-order
+    assert len(TRAJECTORY_FIELDS) == 12  # 7 zeroth-order, the method, 4 first-order
 
 
 def test_pyproject_run_config_mirrors_the_library_defaults():

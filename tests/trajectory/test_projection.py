@@ -263,3 +263,29 @@ def test_float16_coefficients_halve_the_bytes_and_replay_exactly():
     # A value beyond float16's range is refused, not sent as inf.
     with pytest.raises(ValueError, match="float16"):
         encode_values(np.array([1e6]), "float16")
+
+
+def test_projection_basis_count_sketch_plans_a_sketch_for_every_tensor():
+    from fedseed.federation.config import FederationConfig
+    from fedseed.federation.from_config import aggregator_for
+
+    recipe = load_builtin("digits-mlp")
+    auto = aggregator_for(FederationConfig(mode="trajectory", aggregator="trajectory",
+                                           trajectory_method="first-order"))
+    sketch = aggregator_for(FederationConfig(mode="trajectory", aggregator="trajectory",
+                                             trajectory_method="first-order",
+                                             projection_basis="count-sketch"))
+
+    assert {g.basis for g in auto.prepare(recipe).projection.groups} == {"gaussian"}
+    groups = sketch.prepare(recipe).projection.groups
+    assert {g.basis for g in groups} == {"count-sketch"}
+    assert sum(g.k for g in groups) >= 1024 - len(groups)
+
+
+def test_an_unknown_projection_basis_is_refused():
+    from fedseed.errors import FedseedError
+    from fedseed.federation.config import FederationConfig
+
+    with pytest.raises(FedseedError, match="projection-basis must be auto or count-sketch"):
+        FederationConfig(mode="trajectory", aggregator="trajectory",
+                         trajectory_method="first-order", projection_basis="dct")
