@@ -111,6 +111,7 @@ def targets(payload: dict[str, Any]) -> list[str]:
             f"(target ≥ 10× for digits-mlp): {'met' if comm >= 10 else 'missed'}.",
         ]
     lines += many_users_targets(payload)
+    lines += charlm_targets(payload)
     for row in payload["bytes_per_recipe"]:
         if row["recipe"].startswith("text-bert-tiny") and "trajectory_ratio" in row:
             lines.append(f"- **Seed-trajectory bytes per client per round, {row['recipe']}**, "
@@ -182,6 +183,40 @@ def schedule_lines(s: dict[str, Any]) -> list[str]:
                  + ("the same schedule, like for like" if same else
                     "**not the same schedule**, so the two rows are not like for like"))
     return [text + ".", ""]
+
+
+def charlm_targets(payload: dict[str, Any]) -> list[str]:
+    """The text issue's char-LM target: fedseed's best personalised perplexity (any
+    personalised fedseed row) ≤ FedAvg + fine-tuning's, at ≥ 100× fewer bytes."""
+    lines = []
+    for s in payload["scenarios"]:
+        if s["dataset"] != "fortunes":
+            continue
+        mine = [m for m in s["methods"] if m["method"] in _PERSONALISED
+                or (m["method"].startswith("fedseed-") and "meta_config" in m)]
+        ft = next((m for m in s["methods"] if m["method"] == "fedavg+ft"), None)
+        if not mine or ft is None:
+            continue
+        sign = 1 if s["higher_is_better"] else -1
+        best = max(mine, key=lambda m: sign * m["mean"])
+
+        def total(m: dict[str, Any]) -> float:
+            return m["bytes_up_per_client"] + m["bytes_down_per_client"]
+
+        fewer = total(ft) / max(1.0, total(best))
+        as_good = sign * (best["mean"] - ft["mean"]) >= 0
+        lines += [
+            f"- **{s['scenario']} (char-LM): fedseed's best personalised {s['metric']} "
+            f"({best['method']}, {_fmt(best['mean'])}) vs FedAvg + fine-tuning "
+            f"({_fmt(ft['mean'])})**: {'met' if as_good else 'missed'}.",
+            f"- **… at ≥ 100× fewer bytes per client over the run**: {fewer:,.1f}×: "
+            f"{'met' if fewer >= 100 else 'missed'}."]
+        first = next((m for m in s["methods"] if m["method"] == "fedseed-first-order+ft"),
+                     None)
+        if first is not None and first is not best:
+            lines.append(f"- **… fedseed-first-order+ft**: {_fmt(first['mean'])} at "
+                         f"{total(ft) / max(1.0, total(first)):,.1f}× fewer bytes.")
+    return lines
 
 
 def markdown(payload: dict[str, Any]) -> str:

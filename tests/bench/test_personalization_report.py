@@ -8,7 +8,11 @@ from support import ROOT
 
 from fedseed.bench.personalization import schedules
 from fedseed.bench.personalization_config import Scenario, load_config
-from fedseed.bench.personalization_report import many_users_targets, schedule_lines
+from fedseed.bench.personalization_report import (
+    charlm_targets,
+    many_users_targets,
+    schedule_lines,
+)
 from fedseed.errors import FedseedError
 
 
@@ -78,3 +82,27 @@ def test_a_negative_fedavg_lr_is_refused_with_its_value():
 def test_a_wrong_projection_dtype_names_the_scenario_and_the_value():
     with pytest.raises(FedseedError, match="scenario 'x'.*projection_dtype 'int8'"):
         Scenario(name="x", dataset="digits", recipe="digits-mlp", projection_dtype="int8")
+
+
+def test_the_char_lm_target_takes_the_lowest_perplexity_and_counts_bytes():
+    methods = [_row("fedseed-sha", 18.4, meta_config={}),
+               _row("fedavg+ft", 12.6, up=10_000_000, down=10_000_000),
+               _row("fedseed-trajectory+ft", 14.4, up=10_000, down=10_000),
+               _row("fedseed-first-order+ft", 12.5, up=90_000, down=90_000)]
+    scenario = {"scenario": "fortunes", "dataset": "fortunes", "clients": 8,
+                "higher_is_better": False, "metric": "perplexity", "methods": methods}
+
+    met, fewer = charlm_targets({"scenarios": [scenario]})
+
+    assert "fedseed-first-order+ft, 12.500" in met and met.endswith("met.")
+    assert "111.1×" in fewer and fewer.endswith("met.")
+    methods[3]["mean"] = 13.0
+    lines = charlm_targets({"scenarios": [scenario]})
+    assert lines[0].endswith("missed.") and "fedseed-first-order+ft" in lines[0]
+
+
+def test_the_fortunes_scenario_runs_first_order_on_fedavg_s_schedule():
+    _, (s,) = load_config(ROOT / "simulations" / "personalization.toml", only=["fortunes"])
+
+    assert s.first_order and s.projection_basis == "count-sketch"
+    assert (s.fo_rounds, s.fo_local_steps) == (s.fedavg_rounds, s.fedavg_local_steps)
