@@ -84,7 +84,8 @@ def classification_targets(s: dict[str, Any]) -> list[str]:
             gap = (fedavg["mean"] - m["mean"]) * 100
             lines.append(f"- **Shared model: {m['method']} (replayed, not fine-tuned, "
                          f"{_fmt(m['mean'])}) within {SHARED_WITHIN:.0f} points of FedAvg's "
-                         f"shared model ({_fmt(fedavg['mean'])})**: {gap:+.1f} points behind "
+                         f"shared model ({_fmt(fedavg['mean'])})**: {abs(gap):.1f} points "
+                         f"{'behind' if gap > 0 else 'ahead'} "
                          f"at {total_bytes(fedavg) / max(1.0, total_bytes(m)):,.1f}× fewer "
                          f"bytes: {_verdict(gap <= SHARED_WITHIN)}.")
         if not shared:
@@ -194,7 +195,8 @@ def notes(payload: dict[str, Any]) -> list[str]:
     if not any(s["dataset"] == "fortunes" for s in payload["scenarios"]):
         lines.append("- **The fortunes char-LM** is not in this run: it is the `fortunes` "
                      "scenario of `fedseed bench personalization` (results/personalization.md"
-                     "), on the same users and methods, without first-order rows.")
+                     "; run alone with its first-order rows: results/char-lm/), on the same "
+                     "users and methods.")
     return lines
 
 
