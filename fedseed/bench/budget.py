@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from fedseed.bench.jobs import Pool
-from fedseed.bench.personalization_config import _build
+from fedseed.bench.personalization_config import Settings, build_table, read_toml
 from fedseed.data.examples import Examples
 from fedseed.errors import FedseedError
 
@@ -92,31 +92,14 @@ class Task:
                 raise FedseedError(f"budget task '{self.name}': {message}")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The ``[run]`` table."""
-
-    seed: int = 0
-    workers: int = 2
-    parallel: int = 2
-
-
 def load_budget_config(path: Path, only: Sequence[str] = ()) -> tuple[Settings, list[Task]]:
     """Read ``simulations/budget.toml`` strictly (unknown keys refused by name)."""
-    import tomllib
-
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as e:
-        raise FedseedError(f"{path}: cannot read the benchmark configuration ({e.strerror})"
-                           ) from e
-    except tomllib.TOMLDecodeError as e:
-        raise FedseedError(f"{path}: not valid TOML ({e})") from e
-    settings = _build(Settings, data.get("run", {}), f"{path} [run]")
+    data = read_toml(path)
+    settings = build_table(Settings, data.get("run", {}), f"{path} [run]")
     tasks = []
     for i, raw in enumerate(data.get("task", [])):
         raw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
-        tasks.append(_build(Task, raw, f"{path} task {i + 1}"))
+        tasks.append(build_table(Task, raw, f"{path} task {i + 1}"))
     if not tasks:
         raise FedseedError(f"{path}: no [[task]] tables")
     if only:

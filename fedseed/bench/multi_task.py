@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from fedseed.bench.jobs import Job, Pool
-from fedseed.bench.personalization_config import _build
+from fedseed.bench.personalization_config import build_table, read_toml
 from fedseed.data.examples import Examples
 from fedseed.errors import FedseedError
 
@@ -75,17 +75,9 @@ class Config:
 
 def load_multi_task_config(path: Path) -> Config:
     """Read the config strictly (unknown keys refused by name)."""
-    import tomllib
-
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as e:
-        raise FedseedError(f"{path}: cannot read the benchmark configuration ({e.strerror})"
-                           ) from e
-    except tomllib.TOMLDecodeError as e:
-        raise FedseedError(f"{path}: not valid TOML ({e})") from e
-    raw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    return _build(Config, raw, str(path))
+    raw = {k: tuple(v) if isinstance(v, list) else v for k, v in read_toml(path).items()}
+    config: Config = build_table(Config, raw, str(path))
+    return config
 
 
 def relabel(examples: Examples, task: str) -> Examples:

@@ -112,19 +112,24 @@ class Settings:
     parallel: int = 2
 
 
-def load_config(path: Path, only: Sequence[str] = ()) -> tuple[Settings, list[Scenario]]:
-    """Read the benchmark configuration (only the scenarios named in ``only``, when
-    given); unknown keys and unknown scenario names are refused with their name."""
+def read_toml(path: Path) -> dict[str, Any]:
+    """A benchmark configuration file as a table; one clear line if it cannot be read."""
     import tomllib
 
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except OSError as e:
         raise FedseedError(f"{path}: cannot read the benchmark configuration ({e.strerror})"
                            ) from e
     except tomllib.TOMLDecodeError as e:
         raise FedseedError(f"{path}: not valid TOML ({e})") from e
-    settings = _build(Settings, data.get("run", {}), f"{path} [run]")
+
+
+def load_config(path: Path, only: Sequence[str] = ()) -> tuple[Settings, list[Scenario]]:
+    """Read the benchmark configuration (only the scenarios named in ``only``, when
+    given); unknown keys and unknown scenario names are refused with their name."""
+    data = read_toml(path)
+    settings = build_table(Settings, data.get("run", {}), f"{path} [run]")
     scenarios = []
     for i, raw in enumerate(data.get("scenario", [])):
         raw = dict(raw)
@@ -133,7 +138,7 @@ def load_config(path: Path, only: Sequence[str] = ()) -> tuple[Settings, list[Sc
                 raw[key] = tuple(raw[key])
         if "oracle" in raw:
             raw["oracle"] = {k: tuple(v) for k, v in raw["oracle"].items()}
-        scenarios.append(_build(Scenario, raw, f"{path} scenario {i + 1}"))
+        scenarios.append(build_table(Scenario, raw, f"{path} scenario {i + 1}"))
     if not scenarios:
         raise FedseedError(f"{path}: no [[scenario]] tables")
     if only:
@@ -145,7 +150,8 @@ def load_config(path: Path, only: Sequence[str] = ()) -> tuple[Settings, list[Sc
     return settings, scenarios
 
 
-def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
+def build_table(cls: type, raw: Mapping[str, Any], where: str) -> Any:
+    """``cls(**raw)``; a key ``cls`` has no field for is refused by name."""
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -157,4 +163,4 @@ def _build(cls: type, raw: Mapping[str, Any], where: str) -> Any:
         raise FedseedError(f"{where}: {e}") from e
 
 
-__all__ = ["DATASETS", "Scenario", "Settings", "load_config"]
+__all__ = ["DATASETS", "Scenario", "Settings", "build_table", "load_config", "read_toml"]
