@@ -65,10 +65,23 @@ def default_data(recipe: Any) -> str:
 
 
 def weights_bytes(model: Any) -> int:
-    """The model's weights as a float32 safetensors file, in bytes."""
+    """The model's weights as a float32 safetensors file, in bytes; a tied tensor (the
+    char-LM's output layer is its embedding) is stored once."""
     from safetensors.torch import save
 
-    return len(save({k: v.detach().float().contiguous() for k, v in model.state_dict().items()}))
+    return len(save(unique_tensors(model.state_dict())))
+
+
+def unique_tensors(state: Any) -> dict[str, Any]:
+    """``state`` as float32 tensors, each storage once (the first name that holds it)."""
+    seen: set[int] = set()
+    out = {}
+    for name, value in state.items():
+        if value.data_ptr() in seen:
+            continue
+        seen.add(value.data_ptr())
+        out[name] = value.detach().float().contiguous().clone()
+    return out
 
 
 def fetch_and_verify(recipe: Any, repeats: int = 20) -> dict[str, Any]:

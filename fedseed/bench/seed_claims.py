@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fedseed.bench import seed_compress as sc
+from fedseed.bench.bandwidth import unique_tensors
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -60,16 +61,26 @@ def measure_model(name: str, data: str, pool: Any, ks: Sequence[int] = KS,
     examples = load_builtin_dataset(data)
     test = split_examples(examples, recipe.split).test
     trained = personalize_examples(recipe, examples)
-    state = {k: v.detach().clone() for k, v in trained.result.model.state_dict().items()}
+    # Each storage once: a tied output layer is not counted (or compressed) twice;
+    # ``full`` puts its other name back for loading.
+    trained_state = trained.result.model.state_dict()
+    state = unique_tensors(trained_state)
+    aliases = {name: next(k for k in state if trained_state[k].data_ptr() == v.data_ptr())
+               for name, v in trained_state.items() if name not in state}
+
+    def loadable(s: Any) -> Any:
+        return {**s, **{name: s[kept] for name, kept in aliases.items()}}
+
     full = sc.float32_bytes(state)
-    reference = _score(recipe, state, test)
+    reference = _score(recipe, loadable(state), test)
 
     def row(method: str, c: sc.Compressed | None = None, *, size: int | None = None,
             score: float | None = None, **extra: Any) -> dict[str, Any]:
         n = c.bytes if c is not None else size
         assert n is not None
         return {"method": method, "bytes": n, "ratio": full / n,
-                "zero_shot": score if c is None else _score(recipe, c.state, test), **extra}
+                "zero_shot": score if c is None else _score(recipe, loadable(c.state), test),
+                **extra}
 
     on_event(f"{name}: seeds and compressors at k {list(ks)}")
     rows = [row("float32 weights (trained)", size=full, score=reference)]
@@ -93,7 +104,8 @@ def measure_model(name: str, data: str, pool: Any, ks: Sequence[int] = KS,
                   "per-layer stats": sc.layer_stats(state, r).state,
                   f"PCA seed k={top}": sc.pca_seed(state, top, r).state}
         for start, initial in starts.items():
-            jobs.append(Job(canonical_bytes(ran), examples, initial_state=initial))
+            jobs.append(Job(canonical_bytes(ran), examples,
+                            initial_state=None if initial is None else loadable(initial)))
             keys.append(start)
     tuned = pool.map(jobs)
     by: dict[str, list[Any]] = {}
