@@ -82,6 +82,6 @@ def figure(payload: dict[str, Any], path: Path) -> Path:
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))],
                   [f"{g['task']} ({g['labels']})" for g in groups])
     ax.set_ylabel("mean test accuracy")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    ax.set_ylim(0, 1.15)  # room for the legend above the bars
+    ax.legend(fontsize=7, ncol=len(run), loc="upper center")
     return save_figure(fig, path)
