@@ -69,19 +69,10 @@ def weights_bytes(model: Any) -> int:
     char-LM's output layer is its embedding) is stored once."""
     from safetensors.torch import save
 
+    from fedseed.bench.seed_compress import unique_tensors
+
     return len(save(unique_tensors(model.state_dict())))
 
-
-def unique_tensors(state: Any) -> dict[str, Any]:
-    """``state`` as float32 tensors, each storage once (the first name that holds it)."""
-    seen: set[int] = set()
-    out = {}
-    for name, value in state.items():
-        if value.data_ptr() in seen:
-            continue
-        seen.add(value.data_ptr())
-        out[name] = value.detach().float().contiguous().clone()
-    return out
 
 
 def fetch_and_verify(recipe: Any, repeats: int = 20) -> dict[str, Any]:

@@ -6,17 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from fedseed.bench.bandwidth import COMMAND
-from fedseed.bench.report import save_figure
+from fedseed.bench.report import human_bytes, save_figure
 
 #: The roadmap's hope: "competitive below 1 Mbit/s".
 ROADMAP_MBIT = 1.0
-
-
-def _size(n: float) -> str:
-    for unit, scale in (("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:,.1f} {unit}"
-    return f"{n:,.0f} B"
 
 
 def verdict_lines(payload: dict[str, Any]) -> list[str]:
@@ -58,8 +51,8 @@ def markdown(payload: dict[str, Any]) -> str:
            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in payload["recipes"]:
         cross = "—" if r["crossover_mbit"] is None else f"{r['crossover_mbit']:,.3g} Mbit/s"
-        out.append(f"| {r['recipe']} | {r['data']} | {_size(r['weights_bytes'])} | "
-                   f"{_size(r['recipe_bytes'])} | {r['ratio_bytes']:,.0f}× | "
+        out.append(f"| {r['recipe']} | {r['data']} | {human_bytes(r['weights_bytes'])} | "
+                   f"{human_bytes(r['recipe_bytes'])} | {r['ratio_bytes']:,.0f}× | "
                    f"{r['verify_seconds'] * 1e3:.1f} ms | {r['steps_to_target']} "
                    f"({r['steps_full']}) | {r['seconds_to_target']:.2f} s | {cross} |")
     out += ["", "## Seconds to a usable model, by bandwidth", "",

@@ -6,17 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from fedseed.bench.multi_task import COMMAND, TARGET_POINTS
-from fedseed.bench.report import save_figure
+from fedseed.bench.report import human_bytes, save_figure
 
 METHODS = ("local-default", "fedseed-shared", "fedseed-per-task", "fedavg", "fedavg+ft")
 
 
 def _fmt(v: float | None) -> str:
     return "—" if v is None else f"{v:.3f}"
-
-
-def _size(n: float) -> str:
-    return f"{n / 1e3:,.1f} KB" if n < 1e6 else f"{n / 1e6:,.2f} MB"
 
 
 def markdown(payload: dict[str, Any]) -> str:
@@ -47,7 +43,7 @@ def markdown(payload: dict[str, Any]) -> str:
         held_mean = sum(h for h in held if h is not None) / max(1, sum(h is not None
                                                                        for h in held))
         c = payload["costs"].get(method)
-        size = _size(c["bytes_down"] + c["bytes_up"]) if c else "0"
+        size = human_bytes(c["bytes_down"] + c["bytes_up"]) if c else "0"
         out.append(f"| {method} | " + " | ".join(cells) + f" | {held_mean:.3f} | {size} |")
     shared = payload["costs"]["fedseed-shared"]
     meta = shared.get("meta", {})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fedseed.bench.report import save_figure
+from fedseed.bench.report import human_bytes, save_figure
 
 COMMAND = "fedseed bench personalization"
 
@@ -18,15 +18,6 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _bytes(value: float) -> str:
-    if value <= 0:
-        return "0"
-    for unit, size in (("MB", 1e6), ("KB", 1e3)):
-        if value >= size:
-            return f"{value / size:,.1f} {unit}"
-    return f"{value:,.0f} B"
-
-
 def method_table(scenario: dict[str, Any]) -> list[str]:
     """The per-method table of one scenario."""
     metric = scenario["metric"]
@@ -35,8 +26,8 @@ def method_table(scenario: dict[str, Any]) -> list[str]:
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for m in scenario["methods"]:
         lines.append(f"| {m['method']} | {_fmt(m['mean'])} | {_fmt(m['worst10'])} | "
-                     f"{_fmt(m['held_out_mean'])} | {_bytes(m['bytes_down_per_client'])} | "
-                     f"{_bytes(m['bytes_up_per_client'])} | {m['client_steps']:,.0f} | "
+                     f"{_fmt(m['held_out_mean'])} | {human_bytes(m['bytes_down_per_client'])} | "
+                     f"{human_bytes(m['bytes_up_per_client'])} | {m['client_steps']:,.0f} | "
                      f"{m['seconds']:.0f} |")
     return lines
 
@@ -285,12 +276,13 @@ def markdown(payload: dict[str, Any]) -> str:
             "trajectory |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in payload["bytes_per_recipe"]:
         traj = row.get("trajectory_bytes_per_round")
-        traj_cells = (f"{_bytes(traj)} | {row['trajectory_ratio']:,.0f}×" if traj
+        traj_cells = (f"{human_bytes(traj)} | {row['trajectory_ratio']:,.0f}×" if traj
                       else "– | –")
         out.append(f"| {row['recipe']} | {row['parameters']:,} | "
-                   f"{_bytes(row['meta_recipe_bytes'])} | {_bytes(row['client_recipe_bytes'])} | "
-                   f"{_bytes(row['fedseed_bytes_per_round'])} | "
-                   f"{_bytes(row['fedavg_bytes_per_round'])} | {row['ratio']:,.0f}× | "
+                   f"{human_bytes(row['meta_recipe_bytes'])} | "
+                   f"{human_bytes(row['client_recipe_bytes'])} | "
+                   f"{human_bytes(row['fedseed_bytes_per_round'])} | "
+                   f"{human_bytes(row['fedavg_bytes_per_round'])} | {row['ratio']:,.0f}× | "
                    f"{traj_cells} |")
     out += ["", "![metric vs bytes](personalization.png)", "",
             "![learning curves](personalization_curves.png)", ""]

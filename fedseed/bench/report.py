@@ -25,6 +25,16 @@ def machine() -> dict[str, Any]:
     }
 
 
+def human_bytes(value: float) -> str:
+    """A byte count as the result pages print it: ``1.3 MB``, ``6.9 KB``, ``290 B``."""
+    if value <= 0:
+        return "0"
+    for unit, size in (("MB", 1e6), ("KB", 1e3)):
+        if value >= size:
+            return f"{value / size:,.1f} {unit}"
+    return f"{value:,.0f} B"
+
+
 def write_results(out_dir: Path, stem: str, payload: dict[str, Any], markdown: str) -> list[Path]:
     """Write ``stem.json`` and ``stem.md`` under ``out_dir``; return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)

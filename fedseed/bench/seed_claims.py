@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fedseed.bench import seed_compress as sc
-from fedseed.bench.bandwidth import unique_tensors
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -64,7 +63,7 @@ def measure_model(name: str, data: str, pool: Any, ks: Sequence[int] = KS,
     # Each storage once: a tied output layer is not counted (or compressed) twice;
     # ``full`` puts its other name back for loading.
     trained_state = trained.result.model.state_dict()
-    state = unique_tensors(trained_state)
+    state = sc.unique_tensors(trained_state)
     aliases = {name: next(k for k in state if trained_state[k].data_ptr() == v.data_ptr())
                for name, v in trained_state.items() if name not in state}
 
@@ -151,7 +150,8 @@ def shape_claims(ks: Sequence[int] = KS) -> list[dict[str, Any]]:
         shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()
                   if v.is_floating_point()}
         params = sum(v.numel() for v in model.state_dict().values() if v.is_floating_point())
-        sizes = {k: sc.seed_bytes_of_shapes(shapes, k) for k in ks}
+        # Keyed by str(k): the same in this payload and in the JSON read back.
+        sizes = {str(k): sc.seed_bytes_of_shapes(shapes, k) for k in ks}
         out.append({"model": label, "parameters": params, "float32_bytes": 4 * params,
                     "claimed_ratio": claim,
                     "seed_bytes": sizes,
@@ -190,7 +190,7 @@ def verdicts(payload: dict[str, Any]) -> list[dict[str, str]]:
     out = []
     for s in shapes:
         best = max(s["ratios"].values())
-        at_top = s["ratios"][top]
+        at_top = s["ratios"][str(top)]
         out.append({"claim": f"{s['model']}: the seed compresses {s['claimed_ratio']:,.0f}×",
                     "measured": f"{at_top:,.0f}× at k={top}, up to {best:,.0f}× at "
                                 f"k={min(payload['ks'])} ({s['parameters'] / 1e6:.1f}M params)",

@@ -5,15 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fedseed.bench.report import save_figure
+from fedseed.bench.report import human_bytes, save_figure
 from fedseed.bench.seed_claims import COMMAND
-
-
-def _size(n: float) -> str:
-    for unit, scale in (("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:,.1f} {unit}"
-    return f"{n:,.0f} B"
 
 
 def markdown(payload: dict[str, Any]) -> str:
@@ -43,7 +36,7 @@ def markdown(payload: dict[str, Any]) -> str:
                 + ")", "",
                 f"| method | bytes | ratio | zero-shot {metric} |", "|---|---:|---:|---:|"]
         for r in model["rows"]:
-            out.append(f"| {r['method']} | {_size(r['bytes'])} | {r['ratio']:,.1f}× | "
+            out.append(f"| {r['method']} | {human_bytes(r['bytes'])} | {r['ratio']:,.1f}× | "
                        f"{r['zero_shot']:.3f} |")
         out += ["", f"Fine-tuned with the recipe as published, from each start (test {metric}):",
                 "", "| start | test (mean) | std over repeats | each repeat | steps |",
@@ -59,8 +52,10 @@ def markdown(payload: dict[str, Any]) -> str:
                 "| model | parameters | float32 | " + " | ".join(f"k={k}" for k in ks)
                 + " | roadmap |", "|---|---:|---:|" + "---:|" * len(ks) + "---:|"]
         for s in payload["shape_claims"]:
-            cells = [f"{_size(s['seed_bytes'][k])} ({s['ratios'][k]:,.0f}×)" for k in ks]
-            out.append(f"| {s['model']} | {s['parameters']:,} | {_size(s['float32_bytes'])} | "
+            cells = [f"{human_bytes(s['seed_bytes'][str(k)])} ({s['ratios'][str(k)]:,.0f}×)"
+                     for k in ks]
+            out.append(f"| {s['model']} | {s['parameters']:,} | "
+                       f"{human_bytes(s['float32_bytes'])} | "
                        + " | ".join(cells) + f" | {s['claimed_ratio']:,.0f}× |")
         out.append("")
     out += ["![size vs accuracy](seed_claims.png)", ""]

@@ -41,6 +41,21 @@ def _float_items(state: State) -> list[tuple[str, torch.Tensor]]:
     return [(k, v) for k, v in state.items() if v.is_floating_point()]
 
 
+def unique_tensors(state: State) -> dict[str, torch.Tensor]:
+    """``state`` with each storage once (the first name that holds it), floating-point
+    tensors as float32: a tied output layer (the char-LM's is its embedding) is not
+    stored twice."""
+    seen: set[int] = set()
+    out = {}
+    for name, value in state.items():
+        if value.data_ptr() in seen:
+            continue
+        seen.add(value.data_ptr())
+        value = value.detach()
+        out[name] = (value.float() if value.is_floating_point() else value).contiguous().clone()
+    return out
+
+
 def float32_bytes(state: State) -> int:
     """The floating-point tensors as raw float32."""
     return sum(4 * v.numel() for _, v in _float_items(state))
@@ -208,4 +223,5 @@ def seed_bytes_of_shapes(shapes: Mapping[str, tuple[int, ...]], k: int) -> int:
 
 
 __all__ = ["Compressed", "float32_bytes", "global_stats", "gzip_bytes", "int8_weights",
-           "layer_stats", "low_rank", "magnitude_prune", "pca_seed", "seed_bytes_of_shapes"]
+           "layer_stats", "low_rank", "magnitude_prune", "pca_seed", "seed_bytes_of_shapes",
+           "unique_tensors"]

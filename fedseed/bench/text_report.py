@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fedseed.bench.personalization_report import _bytes, _fmt
-from fedseed.bench.report import save_figure
+from fedseed.bench.personalization_report import _fmt
+from fedseed.bench.report import human_bytes, save_figure
 
 COMMAND = "fedseed bench text"
 #: The issue's targets (not to be moved).
@@ -46,8 +46,8 @@ def method_table(scenario: dict[str, Any]) -> list[str]:
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in scenario["methods"]:
         lines.append(f"| {m['method']} | {_fmt(m['mean'])} | {_fmt(m['worst10'])} | "
-                     f"{_fmt(m['held_out_mean'])} | {_bytes(m['bytes_down_per_client'])} | "
-                     f"{_bytes(m['bytes_up_per_client'])} | {_bytes(total_bytes(m))} | "
+                     f"{_fmt(m['held_out_mean'])} | {human_bytes(m['bytes_down_per_client'])} | "
+                     f"{human_bytes(m['bytes_up_per_client'])} | {human_bytes(total_bytes(m))} | "
                      f"{m['client_steps']:,.0f} | {m['client_seconds']:,.1f} |")
     return lines
 
@@ -76,7 +76,8 @@ def classification_targets(s: dict[str, Any]) -> list[str]:
     if fedavg is not None:
         ratio = total_bytes(fedavg) / max(1.0, total_bytes(best))
         lines.append(f"- **… ≥ {FEWER_BYTES:.0f}× fewer bytes per client over the run than "
-                     f"FedAvg**: {_bytes(total_bytes(best))} vs {_bytes(total_bytes(fedavg))} "
+                     f"FedAvg**: {human_bytes(total_bytes(best))} vs "
+                     f"{human_bytes(total_bytes(fedavg))} "
                      f"= {ratio:,.0f}×: {_verdict(ratio >= FEWER_BYTES)}.")
         shared = [m for m in (_row(s, "fedseed-trajectory"), _row(s, "fedseed-first-order"))
                   if m is not None]
@@ -102,8 +103,8 @@ def charlm_targets(s: dict[str, Any]) -> list[str]:
     ok = best["mean"] <= ft["mean"] and ratio >= FEWER_BYTES
     return [f"- **{s['scenario']}: fedseed's best personalised perplexity ({best['method']}, "
             f"{_fmt(best['mean'], 2)}) ≤ FedAvg + fine-tuning's ({_fmt(ft['mean'], 2)}) at ≥ "
-            f"{FEWER_BYTES:.0f}× fewer bytes ({_bytes(total_bytes(best))} vs "
-            f"{_bytes(total_bytes(ft))}, {ratio:,.0f}×)**: {_verdict(ok)}."]
+            f"{FEWER_BYTES:.0f}× fewer bytes ({human_bytes(total_bytes(best))} vs "
+            f"{human_bytes(total_bytes(ft))}, {ratio:,.0f}×)**: {_verdict(ok)}."]
 
 
 def targets(payload: dict[str, Any]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -10,6 +11,18 @@ from fedseed.cli._common import console
 from fedseed.defaults import ROBUSTNESS_SEED
 
 app = typer.Typer(help="Run benchmarks; results go to docs/results/.", no_args_is_help=True)
+
+
+def _timestamped() -> Callable[[str], None]:
+    """A progress printer: each line prefixed with the seconds since the command began."""
+    import time
+
+    started = time.monotonic()
+
+    def event(line: str) -> None:
+        console.out(f"[{time.monotonic() - started:7.1f}s] {line}", highlight=False)
+
+    return event
 
 
 @app.command("overhead")
@@ -61,14 +74,9 @@ def personalization(
     scenario: list[str] = typer.Option([], help="Run only this scenario (repeatable)."),
 ) -> None:
     """Meta-recipes vs local-default, local-oracle, FedAvg and FedAvg + fine-tuning."""
-    import time
-
     from fedseed.bench import personalization as bench
 
-    started = time.monotonic()
-
-    def event(text: str) -> None:
-        console.out(f"[{time.monotonic() - started:7.1f}s] {text}", highlight=False)
+    event = _timestamped()
 
     with console.status("personalization benchmark"):
         result = bench.run(config, out, event, only=scenario)
@@ -88,15 +96,10 @@ def text(
     scenario: list[str] = typer.Option([], help="Run only this scenario (repeatable)."),
 ) -> None:
     """Federated fortunes: TF-IDF, local, fedseed, seed trajectories vs FedAvg, side by side."""
-    import time
-
     from fedseed.bench import text as bench
     from fedseed.bench.text_report import best_personalised
 
-    started = time.monotonic()
-
-    def event(line: str) -> None:
-        console.out(f"[{time.monotonic() - started:7.1f}s] {line}", highlight=False)
+    event = _timestamped()
 
     with console.status("text benchmark"):
         result = bench.run(config, out, event, only=scenario)
@@ -116,14 +119,9 @@ def budget(
     task: list[str] = typer.Option([], help="Run only this task (repeatable)."),
 ) -> None:
     """The minimal fine-tuning budget: samples x steps heat maps per start."""
-    import time
-
     from fedseed.bench import budget as bench
 
-    started = time.monotonic()
-
-    def event(line: str) -> None:
-        console.out(f"[{time.monotonic() - started:7.1f}s] {line}", highlight=False)
+    event = _timestamped()
 
     with console.status("budget benchmark"):
         result = bench.run(config, out, event, only=task)
@@ -141,14 +139,9 @@ def bandwidth(
     recipe: list[str] = typer.Option([], help="Measure only this built-in recipe (repeatable)."),
 ) -> None:
     """Time vs bandwidth: fetch a recipe and train to 95%, or download the weights."""
-    import time
-
     from fedseed.bench import bandwidth as bench
 
-    started = time.monotonic()
-
-    def event(line: str) -> None:
-        console.out(f"[{time.monotonic() - started:7.1f}s] {line}", highlight=False)
+    event = _timestamped()
 
     with console.status("bandwidth benchmark"):
         result = bench.run(out, event, recipes=recipe or bench.RECIPES)
@@ -170,8 +163,6 @@ def seed_claims(
 ) -> None:
     """The roadmap's PCA seeds, reproduced: size, zero-shot, the init ablation, and
     pruning, int8 and gzip beside them."""
-    import time
-
     from fedseed.bench import seed_claims as bench
     from fedseed.recipe.builtin import resolve_recipe
 
@@ -181,10 +172,7 @@ def seed_claims(
             resolve_recipe(name)  # an unknown name: one line, exit 2
         known = dict(bench.MODELS)
         models = tuple((name, known.get(name, "digits")) for name in recipe)
-    started = time.monotonic()
-
-    def event(line: str) -> None:
-        console.out(f"[{time.monotonic() - started:7.1f}s] {line}", highlight=False)
+    event = _timestamped()
 
     with console.status("seed-claims benchmark"):
         result = bench.run(out, event, models=models, with_shapes=shapes)
@@ -200,14 +188,9 @@ def multi_task(
     out: Path = typer.Option(Path("docs/results"), help="Folder for multi_task.{json,md,png}."),
 ) -> None:
     """Users with different tasks in one federation vs per-task fedseed and FedAvg."""
-    import time
-
     from fedseed.bench import multi_task as bench
 
-    started = time.monotonic()
-
-    def event(line: str) -> None:
-        console.out(f"[{time.monotonic() - started:7.1f}s] {line}", highlight=False)
+    event = _timestamped()
 
     with console.status("multi-task benchmark"):
         result = bench.run(config, out, event)

@@ -99,7 +99,7 @@ def test_the_size_claims_use_the_named_models_shapes():
     bert, resnet = shape_claims(ks=(15,))
     assert bert["parameters"] == 4_386_178  # BERT-tiny with its 30,522-id vocabulary
     assert 25_000_000 < resnet["parameters"] < 26_000_000  # ResNet-50
-    assert bert["ratios"][15] == pytest.approx(4 * bert["parameters"] / bert["seed_bytes"][15])
+    assert bert["ratios"]["15"] == pytest.approx(4 * bert["parameters"] / bert["seed_bytes"]["15"])
 
 
 def test_an_unknown_recipe_is_one_line_and_exit_2(tmp_path):
