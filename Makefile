@@ -77,6 +77,7 @@ bench: $(STAMP) bench-setup
 	$(BIN)/fedseed bench bandwidth --out docs/results
 	$(BIN)/fedseed bench seed-claims --out docs/results
 	$(BIN)/fedseed bench multi-task --out docs/results
+	$(BIN)/fedseed bench privacy --out docs/results
 
 lint: $(STAMP)
 	$(BIN)/ruff check fedseed tests

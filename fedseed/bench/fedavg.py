@@ -20,7 +20,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fedseed.app.simulation import backend_config, join_ray_cluster
@@ -37,8 +37,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: MetricRecord keys of a client's reply; FedAvg weights by ``num-examples``.
+#: MetricRecord keys of a client's reply; FedAvg weights by ``num-examples`` (under
+#: DP by ``dp-weight``, 1 for everyone: Flower's accounted DP requires equal weights).
 NUM_EXAMPLES, TRAIN_LOSS, NUM_STEPS = "num-examples", "train-loss", "num-steps"
+DP_WEIGHT = "dp-weight"
+
+
+@dataclass(frozen=True)
+class FedAvgPrivacy:
+    """Flower's central DP for FedAvg (``DifferentialPrivacyServerSideFixedClipping``):
+    each client's model update clipped to ``clip``, Gaussian noise of
+    ``noise_multiplier x clip / sampled`` on the mean, accounted by Flower's own RDP
+    accountant (no amplification) at ``delta``."""
+
+    noise_multiplier: float
+    clip: float
+    delta: float
 #: MetricRecord key of a node's answer to "which partition do you hold?".
 PARTITION = "partition-id"
 #: Seconds to wait for every simulated node to register and answer before the first
@@ -62,11 +76,14 @@ class FedAvgResult:
     steps_per_client: float
     wall_seconds: float
     history: list[dict[str, float]]
+    #: Under DP: Flower's accountant's figure (epsilon, delta, releases).
+    privacy: dict[str, float] = field(default_factory=dict)
 
 
 def run_fedavg(recipe: Recipe, clients: Sequence[Examples], *, rounds: int, local_steps: int,
                fraction: float = 1.0, seed: int = 0, parallel: int = 2,
-               on_round: Callable[[int], None] | None = None) -> FedAvgResult:
+               on_round: Callable[[int], None] | None = None,
+               privacy: FedAvgPrivacy | None = None) -> FedAvgResult:
     """Run Flower's FedAvg for ``rounds`` rounds on one simulated node per client.
 
     Each sampled node trains the global model on its own ``train`` split (the
@@ -85,7 +102,7 @@ def run_fedavg(recipe: Recipe, clients: Sequence[Examples], *, rounds: int, loca
     if rounds < 1 or local_steps < 1 or not 0.0 < fraction <= 1.0:
         raise AggregationError(f"FedAvg: rounds ({rounds}) and local_steps ({local_steps}) "
                                f"must be >= 1 and fraction ({fraction}) in (0, 1]")
-    outcome: list[tuple[Any, _CountingGrid]] = []
+    outcome: list[tuple[Any, _CountingGrid, dict[str, float]]] = []
     flwr_logger = logging.getLogger("flwr")
     level = flwr_logger.level
     # run_simulation is deprecated in favour of `flwr run` and FedAvg warns that
@@ -97,7 +114,7 @@ def run_fedavg(recipe: Recipe, clients: Sequence[Examples], *, rounds: int, loca
         join_ray_cluster()
         run_simulation(
             server_app=_server_app(recipe, len(clients), rounds, fraction, seed, on_round,
-                                   outcome),
+                                   outcome, privacy),
             client_app=_client_app(recipe, tuple(clients), local_steps, seed),
             num_supernodes=len(clients),
             backend_config=backend_config(parallel),
@@ -107,7 +124,7 @@ def run_fedavg(recipe: Recipe, clients: Sequence[Examples], *, rounds: int, loca
     wall = time.perf_counter() - started
     if not outcome:
         raise AggregationError("FedAvg: the simulation ended without a result")
-    result, grid = outcome[0]
+    result, grid, spent = outcome[0]
     if not any(row["replies"] for row in grid.history):
         # Flower's reason is a whole remote traceback; its last line names the cause.
         reason = grid.errors[0].strip().splitlines()[-1] if grid.errors else "no reply"
@@ -121,6 +138,7 @@ def run_fedavg(recipe: Recipe, clients: Sequence[Examples], *, rounds: int, loca
         steps_per_client=sum(grid.steps.values()) / n,
         wall_seconds=wall,
         history=list(grid.history),
+        privacy=spent,
     )
 
 
@@ -218,7 +236,8 @@ def _client_app(recipe: Recipe, clients: tuple[Examples, ...], local_steps: int,
         state = model.state_dict()
         arrays = ArrayRecord.from_torch_state_dict(
             {k: state[k] for k in exchanged_keys(model)})
-        metrics = MetricRecord({NUM_EXAMPLES: rows, TRAIN_LOSS: loss, NUM_STEPS: local_steps})
+        metrics = MetricRecord({NUM_EXAMPLES: rows, TRAIN_LOSS: loss, NUM_STEPS: local_steps,
+                                DP_WEIGHT: 1.0})
         return Message(RecordDict({"arrays": arrays, "metrics": metrics}), reply_to=msg)
 
     @app.query()
@@ -231,8 +250,10 @@ def _client_app(recipe: Recipe, clients: tuple[Examples, ...], local_steps: int,
 
 def _server_app(recipe: Recipe, nodes: int, rounds: int, fraction: float, seed: int,
                 on_round: Callable[[int], None] | None,
-                outcome: list[tuple[Any, _CountingGrid]]) -> Any:
-    """A ServerApp running Flower's FedAvg; its Result and tally land in ``outcome``."""
+                outcome: list[tuple[Any, _CountingGrid, dict[str, float]]],
+                privacy: FedAvgPrivacy | None = None) -> Any:
+    """A ServerApp running Flower's FedAvg (wrapped in Flower's own central DP under
+    ``privacy``); its Result, tally and privacy spent land in ``outcome``."""
     from flwr.app import ArrayRecord, Context
     from flwr.serverapp import Grid, ServerApp
     from flwr.serverapp.strategy import FedAvg
@@ -245,8 +266,27 @@ def _server_app(recipe: Recipe, nodes: int, rounds: int, fraction: float, seed: 
         model = assemble(recipe)
         state = model.state_dict()
         initial = ArrayRecord.from_torch_state_dict({k: state[k] for k in exchanged_keys(model)})
-        strategy = FedAvg(fraction_train=fraction, fraction_evaluate=0.0, min_train_nodes=1,
-                          min_available_nodes=nodes, weighted_by_key=NUM_EXAMPLES)
+        strategy: Any = FedAvg(fraction_train=fraction, fraction_evaluate=0.0,
+                               min_train_nodes=1, min_available_nodes=nodes,
+                               weighted_by_key=DP_WEIGHT if privacy else NUM_EXAMPLES)
+        if privacy is not None:
+            from flwr.serverapp import (
+                NeighboringRelation,
+                PrivacyConfig,
+                RdpAccountant,
+                SamplingMethod,
+            )
+            from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping
+
+            sampled = max(1, int(fraction * nodes))  # FedAvg's own sample size
+            accountant = RdpAccountant(PrivacyConfig(
+                target_delta=privacy.delta, population_size=nodes,
+                neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
+                sampling_method=SamplingMethod.NO_AMPLIFICATION))
+            strategy = DifferentialPrivacyServerSideFixedClipping(
+                strategy, noise_multiplier=privacy.noise_multiplier,
+                clipping_norm=privacy.clip, num_sampled_clients=sampled,
+                accountant=accountant)
         # FedAvg samples with the global `random`; seed it for this run only.
         saved = random.getstate()
         random.seed(seed)
@@ -255,7 +295,11 @@ def _server_app(recipe: Recipe, nodes: int, rounds: int, fraction: float, seed: 
                                     num_rounds=rounds)
         finally:
             random.setstate(saved)
-        outcome.append((result, counting))
+        spent: dict[str, float] = {}
+        if privacy is not None:
+            p = strategy.privacy_spent()
+            spent = {"epsilon": p.epsilon, "delta": p.delta, "releases": p.num_releases}
+        outcome.append((result, counting, spent))
 
     return app
 

@@ -20,13 +20,13 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fedseed._internal.atomic import atomic_write_bytes
-from fedseed.bench.fedavg import run_fedavg
+from fedseed.bench.fedavg import FedAvgPrivacy, run_fedavg
 from fedseed.bench.fedseed_run import run_fedseed
 from fedseed.bench.jobs import Job, Outcome, Pool
 from fedseed.bench.personalization_config import Scenario, Settings
@@ -191,8 +191,10 @@ class Runner:
                             details={"grid_size": len(assignments)})
 
     def fedseed(self, aggregator: str, *, byzantine: float = 0.0, robust: bool = True,
-                warm_start: bool = False, label: str | None = None) -> MethodResult:
-        """A fedseed federation among the federated users, then everyone personalises."""
+                warm_start: bool = False, label: str | None = None,
+                dp: Mapping[str, Any] | None = None) -> MethodResult:
+        """A fedseed federation among the federated users, then everyone personalises.
+        ``dp``: FederationConfig ``dp*`` settings (fedseed.privacy)."""
         started = time.perf_counter()
         fed_users = [self.users[i] for i in self.federated]
         liars = frozenset(range(round(byzantine * len(fed_users))))
@@ -202,7 +204,7 @@ class Runner:
             min_replies=1, recipe=self.recipe_ref, aggregator=aggregator, robust=robust,
             warm_start=warm_start, client_trust="tofu", auto_keys=True,
             registry=str(home / "registry"), seed=self.settings.seed,
-            max_steps=self.s.max_steps, final_personalization=False)
+            max_steps=self.s.max_steps, final_personalization=False, **(dp or {}))
         run = run_fedseed(cfg, fed_users, home, byzantine=liars, parallel=self.settings.parallel)
         outcomes = self.personalise_all(run.meta)
         per_user_fed = [0.0] * len(self.users)
@@ -217,6 +219,8 @@ class Runner:
             "federation_seconds": round(run.wall_seconds, 1),
             "rejected": _sum_rejected(run.rounds),
             "byzantine": len(liars), "robust": robust, "warm_start": warm_start,
+            **({"privacy": run.meta.privacy.model_dump(mode="json")}
+               if run.meta.privacy is not None else {}),
         }
         return MethodResult(
             label or f"fedseed-{aggregator}", outcomes,
@@ -276,15 +280,18 @@ class Runner:
         data = self._recipe_bytes(run.meta)
         return run, self.pool.map(Job(data, u, train=False) for u in self.users)
 
-    def fedavg(self) -> tuple[MethodResult, MethodResult]:
-        """Flower's FedAvg, then its global model as is and fine-tuned per user."""
+    def fedavg(self, privacy: FedAvgPrivacy | None = None
+               ) -> tuple[MethodResult, MethodResult]:
+        """Flower's FedAvg (under ``privacy``: wrapped in Flower's own central DP), then
+        its global model as is and fine-tuned per user."""
         started = time.perf_counter()
         fed_users = [self.users[i] for i in self.federated]
         local = at_constant_lr(self.recipe, self.s.fedavg_lr) if self.s.fedavg_lr > 0 \
             else self.recipe
         result = run_fedavg(local, fed_users, rounds=self.s.fedavg_rounds,
                             local_steps=self.s.fedavg_local_steps, fraction=self.s.fraction,
-                            seed=self.settings.seed, parallel=self.settings.parallel)
+                            seed=self.settings.seed, parallel=self.settings.parallel,
+                            privacy=privacy)
         data = self._recipe_bytes(self.recipe)
         evaluated = self.pool.map(Job(data, u, initial_state=result.state_dict, train=False)
                                   for u in self.users)
@@ -299,16 +306,17 @@ class Runner:
                                   "bytes_up": result.bytes_up_per_client,
                                   "rounds": result.rounds, "federation_steps": per_user_fed,
                                   "extra_seconds": self._fed_seconds(result.wall_seconds)}
+        details = {"federation_seconds": round(result.wall_seconds, 1),
+                   **({"privacy": result.privacy} if result.privacy else {})}
         plain = MethodResult("fedavg", evaluated, seconds=federation_seconds,
-                             details={"federation_seconds": round(result.wall_seconds, 1)},
-                             **common)
+                             details=details, **common)
         tuned = self.personalise_all(self.recipe, initial_state=result.state_dict)
         ft = MethodResult("fedavg+ft", tuned, seconds=time.perf_counter() - started,
-                          details={"federation_seconds": round(result.wall_seconds, 1)},
-                          **common)
+                          details=details, **common)
         return plain, ft
 
-    def first_order(self) -> tuple[MethodResult, MethodResult]:
+    def first_order(self, dp: Mapping[str, Any] | None = None
+                    ) -> tuple[MethodResult, MethodResult]:
         """First-order seed projection (Ferret) among the federated users, through the
         real apps (``trajectory-method = "first-order"``): ``fo_rounds`` rounds of
         ``fo_local_steps`` steps of the recipe's optimizer from the shared model, each
@@ -328,7 +336,7 @@ class Runner:
             projection_dtype=self.s.projection_dtype,
             projection_basis=self.s.projection_basis,
             client_trust="tofu", auto_keys=True, registry=str(home / "registry"),
-            seed=self.settings.seed, final_personalization=False)
+            seed=self.settings.seed, final_personalization=False, **(dp or {}))
         run = run_fedseed(cfg, fed_users, home, parallel=self.settings.parallel)
         replayed = replay_projection(run.meta, home)
         state = {k: v.clone() for k, v in replayed.model.state_dict().items()}
@@ -347,7 +355,9 @@ class Runner:
                    "local_steps_per_round": self.s.fo_local_steps,
                    "bases": sorted({g.basis for g in p.groups}),
                    "replay_seconds": round(replayed.seconds, 2),
-                   "replayed_rounds": replayed.rounds}
+                   "replayed_rounds": replayed.rounds,
+                   **({"privacy": run.meta.privacy.model_dump(mode="json")}
+                      if run.meta.privacy is not None else {})}
         # A device that missed the run fetches the chain to replay it: counted down.
         common: dict[str, Any] = {
             "bytes_down": run.bytes_down_per_client + run.meta_envelope_bytes,

@@ -201,6 +201,27 @@ def multi_task(
     console.out("wrote " + ", ".join(result["written"]), highlight=False)
 
 
+@app.command("privacy")
+def privacy(
+    config: Path = typer.Option(Path("simulations/privacy.toml"),
+                                help="Scenarios and target epsilons (TOML)."),
+    out: Path = typer.Option(Path("docs/results"), help="Folder for privacy.{json,md,png}."),
+    scenario: list[str] = typer.Option([], help="Run only this scenario (repeatable)."),
+) -> None:
+    """Privacy against utility: recipes and trajectory mode vs Flower's DP FedAvg."""
+    from fedseed.bench import privacy as bench
+
+    event = _timestamped()
+    with console.status("privacy benchmark"):
+        result = bench.run(config, out, event, only=scenario)
+    for t in result["targets"]:
+        console.out(f"{t['scenario']:20} {t['method']:10} epsilon 8: "
+                    f"{t['points_lost']:+.1f} points vs no DP (allowed {t['allowed']:g}: "
+                    f"{'met' if t['met'] else 'missed'}); beats Flower DP FedAvg: "
+                    f"{'yes' if t['beats_flower'] else 'no'}", highlight=False)
+    console.out("wrote " + ", ".join(result["written"]), highlight=False)
+
+
 @app.command("trajectory")
 def trajectory(
     out: Path = typer.Option(Path("docs/results"), help="Folder for trajectory.{json,md,png}."),

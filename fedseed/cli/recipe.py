@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -98,6 +99,8 @@ def show(
                   f"early stopping {'patience ' + str(stop.patience) if stop else 'off'}")
     if recipe.search_space is not None:
         table.add_row("search space", ", ".join(recipe.search_space.params))
+    if recipe.privacy is not None:
+        table.add_row("privacy", privacy_line(recipe.privacy))
     if recipe.evidence is not None:
         ev = recipe.evidence
         test = f", test {ev.final.test_metric}" if ev.final.test_metric is not None else ""
@@ -115,6 +118,17 @@ def show(
     if signature is not None:
         table.add_row("signature", signature)
     console.print(table)
+
+
+def privacy_line(p: Any) -> str:
+    """The privacy section in one line: epsilon spent (of the target), the mechanism."""
+    target = f" of target {p.target_epsilon:g}" if p.target_epsilon is not None else ""
+    released = "coefficients clipped to L2 " + f"{p.clip:g}" \
+        + f"; evidence: losses in [0, {p.loss_bound:.3g}] at {p.curve_points} points"
+    return (f"epsilon {p.epsilon:.3g} spent{target} at delta {p.delta:.3g} after "
+            f"{p.rounds} round(s); {p.mode} Gaussian, noise multiplier "
+            f"{p.noise_multiplier:.4g} ({released}); {p.accountant} accountant, "
+            f"{p.sampling}, {p.population} devices")
 
 
 @app.command("list")

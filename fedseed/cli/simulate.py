@@ -71,6 +71,15 @@ def simulate_cmd(
     projection_basis: str = typer.Option(None, show_default="auto",
                                          help="first-order: auto (Gaussian up to 1M values "
                                          "per tensor) or count-sketch (every tensor)."),
+    dp: str = typer.Option("off", help="Differential privacy: off, central (the server "
+                           "adds the noise) or local (every device does); docs/privacy.md."),
+    dp_epsilon: float = typer.Option(0.0, min=0.0, help="dp: target epsilon; the noise is "
+                                     "calibrated to spend it over --rounds (0: none)."),
+    dp_delta: float = typer.Option(0.0, min=0.0, max=0.5, help="dp: delta (0: 1/clients)."),
+    dp_noise_multiplier: float = typer.Option(0.0, min=0.0, help="dp: noise multiplier "
+                                              "instead of one calibrated to --dp-epsilon."),
+    dp_clip: float = typer.Option(1.0, min=1e-12, help="dp: L2 bound of a client's "
+                                  "coefficient update (mode trajectory)."),
     fraction: float = typer.Option(0.5, min=0.0001, max=1.0, help="Share of nodes per round."),
     max_steps: int = typer.Option(0, min=0, help="Override the recipe's max_steps (0: keep)."),
     seed: int = typer.Option(0, min=0, help="Partition and sampling seed."),
@@ -107,7 +116,9 @@ def simulate_cmd(
              alpha=alpha, recipe=recipe, aggregator=aggregator, fraction=fraction,
              robust=robust, budget_from_curves=budget_from_curves, warm_start=warm_start,
              mode=mode, max_steps=max_steps, seed=seed, home=home, parallel=parallel,
-             final=final, show_clients=show_clients, lineage=lineage, resume=resume, **given)
+             final=final, show_clients=show_clients, lineage=lineage, resume=resume,
+             dp=dp, dp_epsilon=dp_epsilon, dp_delta=dp_delta,
+             dp_noise_multiplier=dp_noise_multiplier, dp_clip=dp_clip, **given)
 
 
 def simulate(*, clients: int | None, rounds: int, dataset: str = "digits",
@@ -123,7 +134,9 @@ def simulate(*, clients: int | None, rounds: int, dataset: str = "digits",
              projection_dtype: str = "float32", projection_basis: str = "auto",
              max_steps: int = 0,
              seed: int = 0, home: Path | None = None, parallel: int = 2, final: bool = True,
-             show_clients: bool = False, lineage: bool = False, resume: bool = False) -> None:
+             show_clients: bool = False, lineage: bool = False, resume: bool = False,
+             dp: str = "off", dp_epsilon: float = 0.0, dp_delta: float = 0.0,
+             dp_noise_multiplier: float = 0.0, dp_clip: float = 1.0) -> None:
     """Run and print a simulated federation (shared by ``simulate`` and ``demo``)."""
     import json
 
@@ -207,6 +220,8 @@ def simulate(*, clients: int | None, rounds: int, dataset: str = "digits",
         projection_basis=projection_basis, client_trust="tofu", auto_keys=True,
         registry=str(home / "registry"), seed=seed,
         max_steps=max_steps, final_personalization=final, resume=resume,
+        dp=dp, dp_epsilon=dp_epsilon, dp_delta=dp_delta,
+        dp_noise_multiplier=dp_noise_multiplier, dp_clip=dp_clip,
     )
     # Settings are checked before anything is written. Simulated clients and the
     # server share this folder: keys, trust, registry.
@@ -267,6 +282,13 @@ def simulate(*, clients: int | None, rounds: int, dataset: str = "digits",
     report = home / "report.json"
     report.write_text(json.dumps({**result.as_dict(), "wall_seconds": round(wall, 1),
                                   "clients": clients}, indent=2) + "\n")
+    if result.meta is not None and result.meta.privacy is not None:
+        from fedseed.cli.recipe import privacy_line
+
+        stopped = result.privacy.get("stopped_at_round")
+        console.out("privacy: " + privacy_line(result.meta.privacy)
+                    + (f"; stopped before round {stopped} (target reached)" if stopped
+                       else ""), highlight=False)
     console.out(f"final meta-recipe {result.meta_digests[-1]} ({result.meta_name}:latest); "
                 f"wall {wall:.1f}s; report {report}", highlight=False)
 

@@ -25,6 +25,7 @@ from fedseed.data.tensors import to_tensors
 from fedseed.errors import DataError, SignatureError
 from fedseed.home import fedseed_home
 from fedseed.personalize import personalize_examples
+from fedseed.privacy.mechanisms import private_reply
 from fedseed.provenance.keys import generate_key, key_id, load_private_key, public_pem
 from fedseed.provenance.packed import pack, read_envelope
 from fedseed.provenance.sign import sign_recipe
@@ -188,6 +189,8 @@ def signed_reply(child: Any, model: Any, identity: Identity, weights_path: Path 
     round metrics; the weights stay on the node (``weights_path``), in every mode."""
 
     assert child.lineage is not None and child.evidence is not None
+    # Under the meta-recipe's privacy section: clipped, noised or withheld as it says.
+    child = private_reply(child)
     child = child.model_copy(update={"lineage": child.lineage.model_copy(
         update={"producer": identity.keyid})})
     if weights_path is not None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fedseed.defaults import TRAJECTORY
 from fedseed.errors import FedseedError
+
+if TYPE_CHECKING:
+    from fedseed.privacy.settings import PrivacySettings
 
 ClientTrust = Literal["store", "tofu"]
 Mode = Literal["recipes", "trajectory"]
@@ -88,6 +91,17 @@ class FederationConfig:
     # Users with different tasks (fedseed.meta.tasks): label counts a device may train
     # instead of the recipe's, comma-separated ("10,2"); empty: one task.
     task_labels: str = ""
+    # Differential privacy (fedseed.privacy, docs/privacy.md): off, central (a trusted
+    # server adds the noise) or local (every device adds its own). dp-epsilon: the
+    # target the noise is calibrated to (0: none, then dp-noise-multiplier is used and
+    # nothing stops the run); dp-delta 0: 1 / number of devices.
+    dp: str = "off"
+    dp_epsilon: float = 0.0
+    dp_delta: float = 0.0
+    dp_noise_multiplier: float = 0.0
+    dp_clip: float = 1.0
+    dp_loss_bound: float = 0.0
+    dp_curve_points: int = 2
 
     def __post_init__(self) -> None:
         checks = [
@@ -147,6 +161,25 @@ class FederationConfig:
             parse_task_labels(self.task_labels)
         except FedseedError as e:
             raise FedseedError(f"federation config: {e}") from e
+        if self.dp not in ("off", "central", "local"):
+            raise FedseedError(f"federation config: dp must be off, central or local, not "
+                               f"'{self.dp}'")
+        if self.dp == "off":
+            changed = [name for name in DP_FIELDS
+                       if getattr(self, name) != getattr(FederationConfig, name)]
+            if changed:
+                keys = ", ".join(n.replace("_", "-") for n in changed)
+                raise FedseedError(f"federation config: {keys} set but dp is off; set dp = "
+                                   "'central' or 'local', or drop them")
+        else:
+            if self.warm_start:
+                raise FedseedError("federation config: warm-start pools Adam moments, "
+                                   "which no privacy mechanism covers; drop warm-start or "
+                                   "set dp = 'off'")
+            try:
+                self.privacy_settings()
+            except FedseedError as e:
+                raise FedseedError(f"federation config: {e}") from e
         if self.task_labels and self.mode != "recipes":
             raise FedseedError("federation config: task-labels mixes tasks in one "
                                "federation of recipes; a trajectory shares one model, so "
@@ -174,6 +207,20 @@ class FederationConfig:
                                    f"trajectory-method {wanted}; drop them or set "
                                    f"trajectory-method = '{wanted}'")
 
+    def privacy_settings(self) -> PrivacySettings | None:
+        """The ``dp-*`` keys as :class:`~fedseed.privacy.settings.PrivacySettings`
+        (None when ``dp`` is off)."""
+        if self.dp == "off":
+            return None
+        from fedseed.privacy.settings import PrivacySettings
+
+        return PrivacySettings(mode=self.dp,  # type: ignore[arg-type]
+                               target_epsilon=self.dp_epsilon or None,
+                               noise_multiplier=self.dp_noise_multiplier,
+                               delta=self.dp_delta, clip=self.dp_clip,
+                               loss_bound=self.dp_loss_bound,
+                               curve_points=self.dp_curve_points)
+
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> FederationConfig:
         """Read ``[tool.flwr.app.config]`` keys (dash-separated); unknown keys are refused."""
@@ -191,6 +238,9 @@ class FederationConfig:
 ZO_FIELDS = ("pool_size", "zo_steps", "zo_lr", "zo_epsilon", "seeds_per_step",
              "sampling", "server_lr")
 FO_FIELDS = ("projection_k", "projection_lr", "projection_dtype", "projection_basis")
+#: Settings that only a private federation (``dp`` central or local) reads.
+DP_FIELDS = ("dp_epsilon", "dp_delta", "dp_noise_multiplier", "dp_clip", "dp_loss_bound",
+             "dp_curve_points")
 #: Settings that only mode ``trajectory`` reads.
 TRAJECTORY_FIELDS = (*ZO_FIELDS, "trajectory_method", *FO_FIELDS)
 

@@ -45,7 +45,8 @@ def round_settings(cfg: FederationConfig) -> RoundSettings:
                          timeout=cfg.timeout, quorum=cfg.quorum, grace=cfg.grace,
                          client_trust=cfg.client_trust, seed=cfg.seed,
                          final_personalization=cfg.final_personalization,
-                         task_labels=parse_task_labels(cfg.task_labels))
+                         task_labels=parse_task_labels(cfg.task_labels),
+                         privacy=cfg.privacy_settings())
 
 
 def starting_recipe(cfg: FederationConfig, trust: TrustStore) -> Recipe:

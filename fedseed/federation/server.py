@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from fedseed.errors import FedseedError, VerificationError
 from fedseed.meta.base import AggregatorState, ClientReply, sample_assignment
 from fedseed.meta.tasks import task_allowed
+from fedseed.privacy.mechanisms import expected_release
 from fedseed.provenance.keys import key_id, load_public_pem, public_pem
 from fedseed.provenance.packed import read_envelope
 from fedseed.provenance.sign import sign_recipe
@@ -205,6 +206,9 @@ def judge_reply(
         return Judged(node_id, reason="replayed" if stale or parents else "wrong parent")
     if recipe.evidence is None:
         return Judged(node_id, reason="no evidence")
+    if recipe.evidence.release != expected_release(state.meta.recipe):
+        # Under a privacy section a device must release what it promises, no more.
+        return Judged(node_id, reason="not private")
     if recipe.evidence.steps > _step_budget(recipe):
         # More steps than the (assigned, checked below) budget allows: the evidence
         # contradicts the recipe it comes with.
@@ -273,8 +277,10 @@ def summarize(round_: int, sampled: int, judged: Sequence[Judged], failures: Cou
     # A diverged reply's metrics are sentinels (the worst value), not measurements:
     # counted apart, they would otherwise make a perplexity mean meaningless.
     diverged = [r for r in accepted if r.recipe.evidence.diverged]  # type: ignore[union-attr]
+    # Private replies release no metric (fedseed.privacy.mechanisms).
     metrics = sorted(r.recipe.evidence.final.val_metric for r in accepted  # type: ignore[union-attr]
-                     if not r.recipe.evidence.diverged)  # type: ignore[union-attr]
+                     if not r.recipe.evidence.diverged  # type: ignore[union-attr]
+                     and r.recipe.evidence.release == "exact")  # type: ignore[union-attr]
     return RoundReport(
         round=round_, sampled=sampled, accepted=len(accepted), rejected=dict(rejected),
         val_mean=statistics.fmean(metrics) if metrics else None,

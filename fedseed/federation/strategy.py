@@ -42,6 +42,9 @@ from fedseed.federation.server import (
 )
 from fedseed.meta.base import Aggregator, AggregatorState
 from fedseed.meta.tasks import on_meta_scale
+from fedseed.privacy.accountant import account_round, next_round_allowed
+from fedseed.privacy.mechanisms import private_group_evidence
+from fedseed.privacy.settings import PrivacySettings, privacy_section
 from fedseed.provenance.keys import key_id, public_pem
 from fedseed.provenance.packed import pack, read_envelope
 from fedseed.provenance.trust import TrustStore
@@ -82,6 +85,8 @@ class RoundSettings:
     final_personalization: bool = True
     #: Label counts a device may train instead of the meta-recipe's (fedseed.meta.tasks).
     task_labels: tuple[int, ...] = ()
+    #: Differential privacy for what clients send (fedseed.privacy); None: off.
+    privacy: PrivacySettings | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -162,11 +167,15 @@ class FederationResult:
     meta_name: str = ""
     meta_envelope: bytes = b""  # the final meta-recipe, signed (DSSE JSON)
     meta: Recipe | None = None  # the final meta-recipe itself
+    #: Under privacy: the settings and what was spent (epsilon, delta, rounds, and
+    #: whether the federation stopped early at its target epsilon).
+    privacy: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"rounds": [r.as_dict() for r in self.rounds], "final": self.final,
-                "meta_digests": self.meta_digests, "meta_name": self.meta_name}
+                "meta_digests": self.meta_digests, "meta_name": self.meta_name,
+                "privacy": self.privacy}
 
 
 class FedseedStrategy:
@@ -221,9 +230,12 @@ class FedseedStrategy:
 
     # --- rounds ---------------------------------------------------------------------
 
-    def initialize(self, resume: bool = False) -> ServerState:
+    def initialize(self, resume: bool = False, population: int | None = None
+                   ) -> ServerState:
         """Round 0: sign and publish the starting meta-recipe (or, with ``resume``,
-        continue from the last one this registry holds)."""
+        continue from the last one this registry holds). ``population``: how many
+        devices the federation has (the privacy section's delta and accounting; the
+        settings' ``min_nodes`` when not given)."""
         if resume:
             try:
                 last = verify_envelope(self.registry.fetch(f"{self.meta_name}:latest"),
@@ -240,7 +252,12 @@ class FedseedStrategy:
             return self.state
         origin = seal(self.recipe, self.key, self.trust)
         self.registry.publish(origin.envelope, name=self.recipe.name, tag="federation-origin")
-        prepared = self.aggregator.prepare(self.recipe).model_copy(update={"lineage": Lineage(
+        start = self.recipe
+        if self.settings.privacy is not None:  # signed: every device sees its protection
+            start = start.model_copy(update={"privacy": privacy_section(
+                self.settings.privacy, population or self.settings.min_nodes,
+                self.settings.num_rounds, start.task)})
+        prepared = self.aggregator.prepare(start).model_copy(update={"lineage": Lineage(
             parents=[recipe_digest(self.recipe)], round=0, method="init")})
         meta0 = seal(prepared, self.key, self.trust)
         self._publish_meta(meta0, 0)
@@ -293,14 +310,29 @@ class FedseedStrategy:
                           key=lambda r: r.digest)
         state = bind_keys(state, judged)
         self._remember_clients(received)
-        self._publish_clients(received)
+        privacy = state.meta.recipe.privacy
+        central_evidence = privacy is not None and privacy.mode == "central" \
+            and state.meta.recipe.trajectory is None and state.meta.recipe.projection is None
+        if privacy is None or privacy.mode == "local":
+            # A central server holds exact client values: it never republishes them.
+            self._publish_clients(received)
+        # Other tasks' losses on the meta-recipe's scale (fedseed.meta.tasks).
+        scaled = [on_meta_scale(r, state.meta.recipe) for r in accepted]
+        if central_evidence and scaled:
+            assert privacy is not None
+            scaled = private_group_evidence(scaled, privacy)
+            noisy = {r.digest: r for r in scaled}
+            # The round table reports what was released, not the exact values.
+            judged = [replace(j, reply=noisy[j.reply.digest]) if j.reply is not None
+                      else j for j in judged]
         sealed, agg = None, state.aggregator
         if len(accepted) >= max(1, self.settings.min_replies):
             try:
-                # Other tasks' losses on the meta-recipe's scale (fedseed.meta.tasks).
-                scaled = [on_meta_scale(r, state.meta.recipe) for r in accepted]
                 next_recipe, agg = self.aggregator(state.meta.recipe, scaled,
                                                    state.aggregator)
+                if privacy is not None:  # the round's release, accounted and signed
+                    next_recipe = next_recipe.model_copy(update={
+                        "privacy": account_round(privacy)})
                 sealed = seal(next_recipe, self.key, self.trust)
             except FedseedError as e:  # a round's evidence must not end the federation
                 log.warning("round %d: aggregation failed (%s); keeping the meta-recipe",
@@ -353,11 +385,20 @@ class FedseedStrategy:
         """Run ``settings.num_rounds`` rounds over ``transport``; return the table,
         the lineage of meta-recipes and (if asked) the final personalization."""
         s = self.settings
-        state = self.initialize(resume)
+        population = len(transport.node_ids(s.min_nodes, s.timeout)) \
+            if s.privacy is not None and not resume else None
+        state = self.initialize(resume, population=population)
         result = FederationResult(meta_name=self.meta_name, meta_digests=[state.meta.digest])
         first = state.aggregator.round + 1
         self.emit("start", {"rounds": s.num_rounds, "from": first})
         for server_round in range(first, s.num_rounds + 1):
+            privacy = self._require_state().meta.recipe.privacy
+            if privacy is not None and not next_round_allowed(privacy):
+                log.warning("round %d not run: it would take epsilon past the target %g "
+                            "(spent %.4g in %d rounds)", server_round,
+                            privacy.target_epsilon, privacy.epsilon, privacy.rounds)
+                result.privacy["stopped_at_round"] = server_round
+                break
             began = time.monotonic()
             nodes = transport.node_ids(s.min_nodes, s.timeout)
             delivery = transport.exchange(self.configure_train(server_round, nodes), s)
@@ -378,6 +419,8 @@ class FedseedStrategy:
         final_state = self._require_state()
         result.meta_envelope = final_state.meta.envelope.to_json()
         result.meta = final_state.meta.recipe
+        if result.meta.privacy is not None:
+            result.privacy.update(result.meta.privacy.model_dump(mode="json"))
         if s.final_personalization:
             nodes = transport.node_ids(s.min_nodes, s.timeout)
             delivery = transport.exchange(

@@ -19,7 +19,8 @@ import numpy as np
 from fedseed.assemble import assemble
 from fedseed.errors import AggregationError
 from fedseed.meta.base import AggregatorState, ClientReply, Options
-from fedseed.meta.robust import client_weights, diverged
+from fedseed.meta.robust import client_weights, diverged, robust_mean
+from fedseed.privacy.mechanisms import private_mean
 from fedseed.recipe.codec import recipe_digest
 from fedseed.recipe.evidence import Lineage
 from fedseed.recipe.model import Recipe
@@ -67,15 +68,12 @@ class ProjectionAggregator:
                                    "keeping the current meta-recipe")
         vectors = np.stack([decode_values(r.recipe.projection.update, p.dtype)  # type: ignore[union-attr,arg-type]
                             for r in usable]).astype(np.float64)
-        weights = np.asarray(client_weights(usable, self.options.robust), dtype=np.float64)
         norms = np.linalg.norm(vectors, axis=1)
-        clipped = 0
-        if self.options.robust and len(usable) > 1:
-            bound = float(np.median(norms))
-            scale = np.where(norms > bound, bound / np.maximum(norms, 1e-30), 1.0)
-            clipped = int((scale < 1.0).sum())
-            vectors = vectors * scale[:, None]
-        mean = (weights[:, None] * vectors).sum(axis=0) / weights.sum()
+        if meta.privacy is not None:  # fixed clip, uniform weights, Gaussian noise
+            mean, clipped = private_mean(vectors, meta.privacy)
+        else:
+            mean, clipped = robust_mean(vectors, client_weights(usable, self.options.robust),
+                                        self.options.robust)
         round_ = state.round + 1
         nxt = meta.model_copy(update={
             "projection": p.model_copy(update={

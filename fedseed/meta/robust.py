@@ -20,6 +20,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from fedseed.meta.base import ClientReply, assignment_key
 from fedseed.recipe.evidence import (
     MAX_MAGNITUDE,
@@ -96,6 +98,10 @@ def inconsistencies(recipe: Recipe) -> list[str]:
     ev = recipe.evidence
     if ev is None:
         return ["no evidence"]
+    if ev.release != "exact":
+        # Noise makes no claim checkable; under privacy, clipping is what bounds how
+        # far any reply, honest or not, can move the aggregate.
+        return []
     problems: list[str] = []
     curve = ev.curve
     steps = [p.step for p in curve]
@@ -207,6 +213,23 @@ def client_weights(replies: Sequence[ClientReply], robust: bool, cap: float = WE
         return raw
     cap = cap * statistics.median(raw)
     return [min(w, cap) for w in raw]
+
+
+def robust_mean(vectors: np.ndarray, weights: Sequence[float], robust: bool
+                ) -> tuple[np.ndarray, int]:
+    """The weighted mean of clients' coefficient vectors; under ``robust`` each is
+    first clipped to the median norm (no single reply moves the shared model further
+    than a typical one). Returns the mean and how many vectors were clipped."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    clipped = 0
+    if robust and len(vectors) > 1:
+        norms = np.linalg.norm(vectors, axis=1)
+        bound = float(np.median(norms))
+        scale = np.where(norms > bound, bound / np.maximum(norms, 1e-30), 1.0)
+        clipped = int((scale < 1.0).sum())
+        vectors = vectors * scale[:, None]
+    return (w[:, None] * vectors).sum(axis=0) / w.sum(), clipped
 
 
 def badness(reply: ClientReply) -> float:

@@ -20,7 +20,8 @@ import numpy as np
 from fedseed.defaults import TRAJECTORY
 from fedseed.errors import AggregationError
 from fedseed.meta.base import AggregatorState, ClientReply, Options
-from fedseed.meta.robust import client_weights, diverged
+from fedseed.meta.robust import client_weights, diverged, robust_mean
+from fedseed.privacy.mechanisms import private_mean
 from fedseed.recipe.evidence import Lineage
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.trajectory import Trajectory, decode_floats, decode_indices, encode_floats
@@ -78,15 +79,12 @@ class TrajectoryAggregator:
                                    "from a run that did not diverge; "
                                    "keeping the current meta-recipe")
         updates = np.stack([dense_update(r.recipe.trajectory) for r in usable])  # type: ignore[arg-type]
-        weights = np.asarray(client_weights(usable, self.options.robust), dtype=np.float64)
         norms = np.linalg.norm(updates, axis=1)
-        clipped = 0
-        if self.options.robust and len(usable) > 1:
-            bound = float(np.median(norms))
-            scale = np.where(norms > bound, bound / np.maximum(norms, 1e-30), 1.0)
-            clipped = int((scale < 1.0).sum())
-            updates = updates * scale[:, None]
-        step = (weights[:, None] * updates).sum(axis=0) / weights.sum()
+        if meta.privacy is not None:  # fixed clip, uniform weights, Gaussian noise
+            step, clipped = private_mean(updates, meta.privacy)
+        else:
+            step, clipped = robust_mean(updates, client_weights(usable, self.options.robust),
+                                        self.options.robust)
         coefficients = (t.coefficient_array().astype(np.float64) + t.server_lr * step)
         round_ = state.round + 1
         nxt = meta.model_copy(update={

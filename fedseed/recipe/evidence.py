@@ -13,7 +13,7 @@ values the schema holds (:func:`diverged_final`), never a good-looking number.
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
@@ -96,6 +96,13 @@ class Evidence(StrictModel):
     wall_seconds: Annotated[float, Field(ge=0.0, le=1e8)]
     optimizer_stats: Annotated[list[TensorStats], Field(max_length=MAX_TENSORS)] = []
     diverged: Annotated[bool, Field(exclude_if=lambda v: v is False)] = False
+    #: ``exact``: measured values. Under a ``privacy`` section: ``noised`` (losses and
+    #: metrics at public steps with Gaussian noise; counts, timings and optimizer
+    #: statistics not reported) or ``withheld`` (placeholders only: a seed trajectory
+    #: shares coefficients, and its evidence is not released). Written out only when
+    #: not ``exact``, so earlier evidence keeps its digest.
+    release: Annotated[Literal["exact", "noised", "withheld"],
+                       Field(exclude_if=lambda v: v == "exact")] = "exact"
 
 
 #: The loss a diverged run reports: the schema's bound, the worst value it can hold.

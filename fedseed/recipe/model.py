@@ -16,6 +16,7 @@ from fedseed.recipe._base import Name, ShortText, StrictModel
 from fedseed.recipe.architecture import Architecture
 from fedseed.recipe.evidence import Evidence, Lineage
 from fedseed.recipe.portfolio import Portfolio, WarmStart
+from fedseed.recipe.privacy import Privacy
 from fedseed.recipe.projection import Projection
 from fedseed.recipe.search import SearchSpace
 from fedseed.recipe.task import Task, Tokenizer
@@ -74,6 +75,7 @@ class Recipe(StrictModel):
     warm_start: WarmStart | None = None
     trajectory: Trajectory | None = None
     projection: Projection | None = None
+    privacy: Privacy | None = None
     evidence: Evidence | None = None
     lineage: Lineage | None = None
 
@@ -124,6 +126,9 @@ class Recipe(StrictModel):
                 and self.optimizer.name != "sgd":
             raise ValueError(f"search_space: params.optimizer.momentum: optimizer "
                              f"'{self.optimizer.name}' has no momentum (only sgd does)")
+        if self.privacy is not None and self.warm_start is not None:
+            raise ValueError("privacy: warm_start pools clients' Adam moments, which no "
+                             "privacy mechanism covers; drop warm_start")
         if self.warm_start is not None and self.optimizer.name == "sgd":
             raise ValueError("warm_start: the sgd optimizer has no second moment; drop "
                              "warm_start or use adam/adamw")
