@@ -5,7 +5,9 @@ Node config (``flower-supernode --node-config``): ``data`` (path to the device's
 CSV/JSONL/Parquet/save_to_disk data), ``key`` (name of its signing key under
 ``$FEDSEED_HOME/keys``), optional ``text-column`` and ``label-column``, and
 ``num-labels`` for a device whose task has another label count than the recipe's
-(a federation of several tasks: fedseed.meta.tasks). Simulated nodes
+(a federation of several tasks: fedseed.meta.tasks), and ``dp-require`` /
+``dp-max-epsilon`` / ``dp-max-delta``, the device's own privacy policy
+(fedseed.privacy.device). Simulated nodes
 get ``partition-id``/``num-partitions`` from Flower and a key made on first use.
 
 A user's own ClientApp can wrap the same round logic with its own data:
@@ -25,7 +27,7 @@ from flwr.clientapp import ClientApp
 
 from fedseed.app.wire import bytes_field, metric_record, record
 from fedseed.data.examples import Examples
-from fedseed.errors import DataError, FedseedError
+from fedseed.errors import DataError, FedseedError, VerificationError
 from fedseed.federation import protocol
 from fedseed.federation.client import (
     final_round,
@@ -36,6 +38,7 @@ from fedseed.federation.client import (
     verify_meta,
     weights_path_for,
 )
+from fedseed.privacy.device import Ledger, policy_from_node_config
 from fedseed.provenance.trust import load_trust
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,11 @@ def _identity(context: Context):
     simulated = "partition-id" in config
     name = f"node-{config['partition-id']}" if simulated else f"node-{context.node_id}"
     return load_identity(name, create=simulated)
+
+
+def _ledger(context: Context) -> Ledger:
+    """This node's privacy ledger, next to its weights, on its own disk."""
+    return Ledger(weights_path_for(context.node_id).parent / "privacy-ledger.json")
 
 
 def _refuse(msg: Message, code: int, error: FedseedError) -> Message:
@@ -113,9 +121,13 @@ def train(msg: Message, context: Context, run_config: Mapping[str, Any] | None =
     try:
         identity = _identity(context)
         data = _examples(context, run_config, examples, meta.recipe)
+        policy = policy_from_node_config(context.node_config)
         envelope, metrics = train_round(meta, str(values.get(protocol.ASSIGNMENT, "")),
                                         data, identity, weights_path_for(context.node_id),
-                                        task=_task(context, task))
+                                        task=_task(context, task), policy=policy,
+                                        ledger=_ledger(context) if policy else None)
+    except VerificationError as e:  # this device's privacy policy refused the round
+        return _refuse(msg, REFUSED, e)
     except FedseedError as e:
         return _refuse(msg, FAILED, e)
     content = RecordDict({
@@ -140,7 +152,10 @@ def evaluate(msg: Message, context: Context, run_config: Mapping[str, Any] | Non
     try:
         data = _examples(context, run_config, examples, meta.recipe)
         metrics = final_round(meta, baseline, data, weights_path_for(context.node_id),
-                              task=_task(context, task))
+                              task=_task(context, task),
+                              policy=policy_from_node_config(context.node_config))
+    except VerificationError as e:
+        return _refuse(msg, REFUSED, e)
     except FedseedError as e:
         return _refuse(msg, FAILED, e)
     return Message(RecordDict({protocol.METRICS: metric_record(metrics)}), reply_to=msg)

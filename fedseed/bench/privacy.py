@@ -83,8 +83,9 @@ def load_privacy_config(path: Path, only: Sequence[str] = ()) -> tuple[Config, l
 
 
 def pilot_clips(runner: Any) -> dict[str, float]:
-    """Median first-update norms on the held-out users: first-order coefficients
-    (from ``w0``, one round of the scenario's local steps) and FedAvg model updates."""
+    """Median first-update norms on the held-out users: first-order coefficients in
+    the mechanism's units (from ``w0``, one round of the scenario's local steps) and
+    FedAvg model updates."""
     import torch
 
     from fedseed.assemble import assemble
@@ -92,6 +93,7 @@ def pilot_clips(runner: Any) -> dict[str, float]:
     from fedseed.bench.personalization_runner import fixed_budget
     from fedseed.meta.base import Options
     from fedseed.meta.projection import ProjectionAggregator
+    from fedseed.privacy.mechanisms import coefficient_weights
     from fedseed.recipe.overrides import at_constant_lr
     from fedseed.recipe.trajectory import decode_values
     from fedseed.trajectory.first_order import fo_train
@@ -109,7 +111,7 @@ def pilot_clips(runner: Any) -> dict[str, float]:
         p = done.recipe.projection
         assert p is not None and p.update is not None
         fo.append(float(torch.linalg.vector_norm(torch.from_numpy(
-            decode_values(p.update, p.dtype).astype("float64")))))
+            decode_values(p.update, p.dtype).astype("float64") * coefficient_weights(p)))))
     avg_recipe = at_constant_lr(runner.recipe, s.fedavg_lr) if s.fedavg_lr > 0 \
         else runner.recipe
     fedavg = []
@@ -150,12 +152,13 @@ def run_scenario(scenario: Scenario, cfg: Config, pool: Pool, work: Path,
             on_event(f"{scenario.name}, {label}: {method}")
             started = time.perf_counter()
             if method == "recipes":
-                dp = {"dp": "central", "dp_epsilon": epsilon} if private else {}
+                dp = {"dp": "central", "dp_epsilon": epsilon, "dp_delta": delta} \
+                    if private else {}
                 result = runner.fedseed(cfg.aggregator, dp=dp, label="recipes")
                 sigma = _sigma(result.details)
                 shared = None
             elif method == "trajectory":
-                dp = {"dp": "central", "dp_epsilon": epsilon,
+                dp = {"dp": "central", "dp_epsilon": epsilon, "dp_delta": delta,
                       "dp_clip": clips["trajectory"]} if private else {}
                 plain, result = runner.first_order(dp=dp)
                 sigma, shared = _sigma(result.details), plain.summary(higher, [])["mean"]

@@ -22,9 +22,10 @@ from fedseed.data.fortunes import load_fortunes
 from fedseed.data.local import load_examples, load_users
 from fedseed.data.partition import check_partitioner, partition
 from fedseed.data.tensors import to_tensors
-from fedseed.errors import DataError, SignatureError
+from fedseed.errors import DataError, SignatureError, VerificationError
 from fedseed.home import fedseed_home
 from fedseed.personalize import personalize_examples
+from fedseed.privacy.device import DevicePolicy, Ledger, check_round
 from fedseed.privacy.mechanisms import private_reply
 from fedseed.provenance.keys import generate_key, key_id, load_private_key, public_pem
 from fedseed.provenance.packed import pack, read_envelope
@@ -162,13 +163,24 @@ def node_examples(node_config: Mapping[str, Any], run_config: Mapping[str, Any],
 
 def train_round(meta: VerifiedRecipe, assignment_json: str, examples: Examples,
                 identity: Identity, weights_path: Path | None, *,
-                chain: ChainSource | None = None, task: Mapping[str, Any] | None = None
+                chain: ChainSource | None = None, task: Mapping[str, Any] | None = None,
+                policy: DevicePolicy | None = None, ledger: Ledger | None = None
                 ) -> tuple[bytes, dict[str, float]]:
     """Run the assigned configuration; return the signed client recipe and metrics.
     ``chain``: where a first-order run fetches missed meta-recipes (default: the
     trust store and registry of ``$FEDSEED_HOME``, or :func:`use_registry`'s).
     ``task``: this device's own task fields (``task.num_labels``), where the
-    federation mixes tasks (fedseed.meta.tasks; mode recipes only)."""
+    federation mixes tasks (fedseed.meta.tasks; mode recipes only). ``policy``: this
+    device's own privacy policy, checked against its ``ledger`` before it trains
+    (fedseed.privacy.device)."""
+    if policy is not None:
+        if ledger is None:
+            raise DataError("a device privacy policy needs a ledger of its releases")
+        sigma = check_round(meta.recipe, policy, ledger)
+        reply = train_round(meta, assignment_json, examples, identity, weights_path,
+                            chain=chain, task=task)
+        ledger.record(meta.recipe.name, sigma)  # spent once the reply exists
+        return reply
     assignment = json.loads(assignment_json) if assignment_json else {}
     if task and (meta.recipe.trajectory is not None or meta.recipe.projection is not None):
         raise DataError("this device's task differs from the recipe's, and a seed "
@@ -269,9 +281,15 @@ def _fo_round(meta: VerifiedRecipe, examples: Examples, identity: Identity,
 
 def final_round(meta: VerifiedRecipe, baseline: VerifiedRecipe, examples: Examples,
                 weights_path: Path | None, *, chain: ChainSource | None = None,
-                task: Mapping[str, Any] | None = None) -> dict[str, float]:
+                task: Mapping[str, Any] | None = None,
+                policy: DevicePolicy | None = None) -> dict[str, float]:
     """Personalise from the final meta-recipe and from the round-0 recipe; test both
-    (on this device's own ``task``, where it differs from the recipe's)."""
+    (on this device's own ``task``, where it differs from the recipe's). A device with
+    a privacy ``policy`` refuses: these test metrics are exact."""
+    if policy is not None:
+        raise VerificationError("this device's privacy policy (dp-require) refuses the "
+                                "final evaluation: its test metrics would be sent exact",
+                                reason="privacy-policy")
     start = None
     if meta.recipe.projection is not None:  # fine-tune from the replayed shared model
         start = projected_shared_model(meta.recipe, chain).model.state_dict()

@@ -172,10 +172,11 @@ class FederationConfig:
                 raise FedseedError(f"federation config: {keys} set but dp is off; set dp = "
                                    "'central' or 'local', or drop them")
         else:
-            if self.warm_start:
-                raise FedseedError("federation config: warm-start pools Adam moments, "
-                                   "which no privacy mechanism covers; drop warm-start or "
-                                   "set dp = 'off'")
+            if self.warm_start or self.task_labels:
+                what = "warm-start pools Adam moments" if self.warm_start else \
+                    "task-labels lets each device say its own label count"
+                raise FedseedError(f"federation config: {what}, which no privacy mechanism "
+                                   "covers; drop it or set dp = 'off'")
             try:
                 self.privacy_settings()
             except FedseedError as e:

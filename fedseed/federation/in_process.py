@@ -11,6 +11,7 @@ envelopes, and the strategy judges them exactly as it judges a SuperNode's.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from fedseed.data.examples import Examples
 from fedseed.errors import FedseedError
@@ -30,6 +31,7 @@ from fedseed.federation.strategy import (
     RoundSettings,
     payload_size,
 )
+from fedseed.privacy.device import DevicePolicy, Ledger
 from fedseed.provenance.trust import TrustStore
 from fedseed.registry.client import RegistryClient
 
@@ -39,17 +41,23 @@ class InProcessTransport:
 
     ``trust`` is what every node trusts (it must hold the server's key for the
     ``server`` role); ``registry`` is where first-order nodes fetch meta-recipes
-    they missed (the strategy's registry).
+    they missed (the strategy's registry). ``policy``: every node's own privacy
+    policy, checked against its ledger under ``ledgers`` (fedseed.privacy.device).
     """
 
     def __init__(self, examples: Sequence[Examples], trust: TrustStore, *,
                  registry: RegistryClient | None = None,
-                 identities: Sequence[Identity] | None = None) -> None:
+                 identities: Sequence[Identity] | None = None,
+                 policy: DevicePolicy | None = None, ledgers: Path | None = None) -> None:
         if not examples:
             raise FedseedError("in-process federation: give at least one node's examples")
         self.examples = list(examples)
         self.trust = trust
         self.chain = ChainSource(trust, registry) if registry is not None else None
+        if policy is not None and ledgers is None:
+            raise FedseedError("in-process federation: a device privacy policy needs a "
+                               "folder for the nodes' ledgers (ledgers=...)")
+        self.policy, self.ledgers = policy, ledgers
         self.identities = list(identities) if identities is not None else [
             new_identity() for _ in self.examples]
         if len(self.identities) != len(self.examples):
@@ -73,10 +81,13 @@ class InProcessTransport:
             if instruction.kind == protocol.EVALUATE:
                 baseline = verify_meta(_bytes(values.get(protocol.BASELINE)), self.trust)
                 return NodeReply(node, metrics=final_round(meta, baseline, examples, None,
-                                                           chain=self.chain))
+                                                           chain=self.chain,
+                                                           policy=self.policy))
             identity = self.identities[node]
+            ledger = None if self.ledgers is None else Ledger(self.ledgers / f"node-{node}.json")
             envelope, metrics = train_round(meta, str(values.get(protocol.ASSIGNMENT, "")),
-                                            examples, identity, None, chain=self.chain)
+                                            examples, identity, None, chain=self.chain,
+                                            policy=self.policy, ledger=ledger)
         except FedseedError as e:
             return NodeReply(node, error=e.diagnostics())
         return NodeReply(node, values={protocol.RECIPE: envelope,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from fedseed.errors import FedseedError, VerificationError
 from fedseed.meta.base import AggregatorState, ClientReply, sample_assignment
 from fedseed.meta.tasks import task_allowed
-from fedseed.privacy.mechanisms import expected_release
+from fedseed.privacy.mechanisms import releases_only_what_it_may
 from fedseed.provenance.keys import key_id, load_public_pem, public_pem
 from fedseed.provenance.packed import read_envelope
 from fedseed.provenance.sign import sign_recipe
@@ -206,7 +206,7 @@ def judge_reply(
         return Judged(node_id, reason="replayed" if stale or parents else "wrong parent")
     if recipe.evidence is None:
         return Judged(node_id, reason="no evidence")
-    if recipe.evidence.release != expected_release(state.meta.recipe):
+    if not releases_only_what_it_may(recipe, state.meta.recipe):
         # Under a privacy section a device must release what it promises, no more.
         return Judged(node_id, reason="not private")
     if recipe.evidence.steps > _step_budget(recipe):

@@ -40,7 +40,8 @@ from fedseed.federation.server import (
     seal,
     summarize,
 )
-from fedseed.meta.base import Aggregator, AggregatorState
+from fedseed.meta.base import Aggregator, AggregatorState, ClientReply
+from fedseed.meta.robust import inconsistencies
 from fedseed.meta.tasks import on_meta_scale
 from fedseed.privacy.accountant import account_round, next_round_allowed
 from fedseed.privacy.mechanisms import private_group_evidence
@@ -52,6 +53,7 @@ from fedseed.provenance.verify import verify_envelope
 from fedseed.recipe.codec import recipe_digest
 from fedseed.recipe.evidence import Lineage
 from fedseed.recipe.model import Recipe
+from fedseed.recipe.privacy import Privacy
 from fedseed.registry.client import RegistryClient
 
 if TYPE_CHECKING:
@@ -245,6 +247,7 @@ class FedseedStrategy:
                                         source="round-0 meta-recipe")
             except FedseedError as e:
                 raise AggregationError(f"cannot resume: {e.diagnostics()}") from e
+            _check_resumed_privacy(last.recipe.privacy, self.settings.privacy)
             done = last.recipe.lineage.round if last.recipe.lineage else 0
             log.info("resuming after round %d from %s", done, last.digest)
             self.state = ServerState(meta=last, baseline=first,
@@ -256,7 +259,7 @@ class FedseedStrategy:
         if self.settings.privacy is not None:  # signed: every device sees its protection
             start = start.model_copy(update={"privacy": privacy_section(
                 self.settings.privacy, population or self.settings.min_nodes,
-                self.settings.num_rounds, start.task)})
+                self.settings.num_rounds, start)})
         prepared = self.aggregator.prepare(start).model_copy(update={"lineage": Lineage(
             parents=[recipe_digest(self.recipe)], round=0, method="init")})
         meta0 = seal(prepared, self.key, self.trust)
@@ -268,6 +271,12 @@ class FedseedStrategy:
                         ) -> list[Instruction]:
         """Sample nodes and deal each its configuration, with the signed meta-recipe."""
         state = self._require_state()
+        privacy = state.meta.recipe.privacy
+        if privacy is not None and not next_round_allowed(privacy):
+            raise AggregationError(f"round {server_round} would take epsilon past the "
+                                   f"target {privacy.target_epsilon:g} (spent "
+                                   f"{privacy.epsilon:.4g} in {privacy.rounds} rounds): the "
+                                   "privacy budget is spent")
         plan = plan_round(state.meta.recipe, node_ids, self.settings.fraction,
                           self.settings.min_nodes, self.rng)
         self._plan = {node: assignment for node, assignment in plan}
@@ -311,28 +320,25 @@ class FedseedStrategy:
         state = bind_keys(state, judged)
         self._remember_clients(received)
         privacy = state.meta.recipe.privacy
-        central_evidence = privacy is not None and privacy.mode == "central" \
-            and state.meta.recipe.trajectory is None and state.meta.recipe.projection is None
         if privacy is None or privacy.mode == "local":
             # A central server holds exact client values: it never republishes them.
             self._publish_clients(received)
         # Other tasks' losses on the meta-recipe's scale (fedseed.meta.tasks).
         scaled = [on_meta_scale(r, state.meta.recipe) for r in accepted]
-        if central_evidence and scaled:
-            assert privacy is not None
-            scaled = private_group_evidence(scaled, privacy)
-            noisy = {r.digest: r for r in scaled}
-            # The round table reports what was released, not the exact values.
-            judged = [replace(j, reply=noisy[j.reply.digest]) if j.reply is not None
-                      else j for j in judged]
+        if privacy is not None and privacy.mode == "central" and scaled \
+                and state.meta.recipe.trajectory is None \
+                and state.meta.recipe.projection is None:
+            scaled, judged = _noise_evidence(scaled, judged, privacy, self.aggregator)
+        # Replies arrived, so the round is spent (under local DP they are already
+        # published), whether it aggregates or not: accounted first, and loudly.
+        accounted = account_round(privacy) if privacy is not None and accepted else None
         sealed, agg = None, state.aggregator
         if len(accepted) >= max(1, self.settings.min_replies):
             try:
                 next_recipe, agg = self.aggregator(state.meta.recipe, scaled,
                                                    state.aggregator)
-                if privacy is not None:  # the round's release, accounted and signed
-                    next_recipe = next_recipe.model_copy(update={
-                        "privacy": account_round(privacy)})
+                if accounted is not None:
+                    next_recipe = _private_meta(next_recipe, accounted, state.meta.digest)
                 sealed = seal(next_recipe, self.key, self.trust)
             except FedseedError as e:  # a round's evidence must not end the federation
                 log.warning("round %d: aggregation failed (%s); keeping the meta-recipe",
@@ -345,6 +351,13 @@ class FedseedStrategy:
             log.warning("round %d: %d accepted replies, fewer than min_replies %d; keeping "
                         "the meta-recipe", server_round, len(accepted),
                         self.settings.min_replies)
+        if sealed is None and accounted is not None:
+            # Nothing aggregated, yet the round was spent: the same meta-recipe, with the
+            # round accounted (the epsilon a device sees must not understate).
+            kept = state.meta.recipe.model_copy(update={"privacy": accounted, "lineage": Lineage(
+                parents=[state.meta.digest], round=server_round, method="privacy-spent")})
+            sealed = seal(kept, self.key, self.trust)
+            agg = replace(state.aggregator, round=server_round)
         sent = state.meta.digest
         if sealed is not None:
             self._publish_meta(sealed, server_round)
@@ -473,6 +486,46 @@ class FedseedStrategy:
                                  tag=None)
             except FedseedError as e:
                 log.warning("client recipe not stored in the registry: %s", e.diagnostics())
+
+
+def _noise_evidence(replies: list[ClientReply], judged: list[Judged], privacy: Privacy,
+                    aggregator: Aggregator) -> tuple[list[ClientReply], list[Judged]]:
+    """Central DP, recipes mode: drop self-contradicting replies while the server still
+    holds exact values (under ``robust``), then replace every reply's evidence by its
+    configuration's noisy mean. The round table gets the released values too."""
+    options = getattr(aggregator, "options", None)
+    if options is None or options.robust:
+        replies = [r for r in replies if not inconsistencies(r.recipe)]
+    noisy = {r.digest: r for r in private_group_evidence(replies, privacy)}
+    judged = [j if j.reply is None else replace(j, reply=noisy[j.reply.digest])
+              if j.reply.digest in noisy else replace(j, reply=None, reason="inconsistent")
+              for j in judged]
+    return list(noisy.values()), judged
+
+
+def _private_meta(recipe: Recipe, accounted: Privacy, previous: str) -> Recipe:
+    """The next meta-recipe with the round accounted. Under central DP its lineage names
+    the previous meta-recipe, not the client recipes: their digests are hashes of exact
+    values, and a guessed dataset could be confirmed against them."""
+    update: dict[str, Any] = {"privacy": accounted}
+    if accounted.mode == "central" and recipe.lineage is not None:
+        update["lineage"] = recipe.lineage.model_copy(update={"parents": [previous]})
+    return recipe.model_copy(update=update)
+
+
+def _check_resumed_privacy(signed: Privacy | None, asked: PrivacySettings | None) -> None:
+    """Resuming must keep the protection the run started with."""
+    if (signed is None) != (asked is None):
+        raise AggregationError(
+            "cannot resume: the last meta-recipe was made " + ("with" if signed else "without")
+            + " differential privacy and this run asks " + ("without" if signed else "with")
+            + " it; resume with the same dp settings, or start a new federation")
+    if signed is not None and asked is not None and (
+            signed.mode != asked.mode or signed.clip != asked.clip
+            or (asked.noise_multiplier and signed.noise_multiplier != asked.noise_multiplier)):
+        raise AggregationError(f"cannot resume: the federation runs dp {signed.mode}, clip "
+                               f"{signed.clip:g}, noise multiplier "
+                               f"{signed.noise_multiplier:.4g}; resume with those settings")
 
 
 def _bytes(value: Any) -> bytes:

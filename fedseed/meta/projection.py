@@ -20,7 +20,7 @@ from fedseed.assemble import assemble
 from fedseed.errors import AggregationError
 from fedseed.meta.base import AggregatorState, ClientReply, Options
 from fedseed.meta.robust import client_weights, diverged, robust_mean
-from fedseed.privacy.mechanisms import private_mean
+from fedseed.privacy.mechanisms import coefficient_weights, private_mean
 from fedseed.recipe.codec import recipe_digest
 from fedseed.recipe.evidence import Lineage
 from fedseed.recipe.model import Recipe
@@ -70,7 +70,11 @@ class ProjectionAggregator:
                             for r in usable]).astype(np.float64)
         norms = np.linalg.norm(vectors, axis=1)
         if meta.privacy is not None:  # fixed clip, uniform weights, Gaussian noise
-            mean, clipped = private_mean(vectors, meta.privacy)
+            units = coefficient_weights(p)  # in the units of the rebuilt update
+            mean, clipped = private_mean(vectors * units, meta.privacy)
+            mean = mean / units
+            if p.dtype == "float16":  # noise may pass float16's range: saturate
+                mean = np.clip(mean, -65504.0, 65504.0)
         else:
             mean, clipped = robust_mean(vectors, client_weights(usable, self.options.robust),
                                         self.options.robust)

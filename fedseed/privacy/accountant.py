@@ -52,11 +52,29 @@ def epsilon_after(privacy: Privacy, rounds: int) -> float:
     return float(accountant.get_epsilon(privacy.delta))
 
 
+def epsilon_of_releases(noise_multipliers: list[float], delta: float, population: int
+                        ) -> float:
+    """The epsilon of Gaussian releases with these noise multipliers, composed (a
+    device's own ledger: the rounds it sent in, whatever each meta-recipe claimed)."""
+    if not noise_multipliers:
+        return 0.0
+    from flwr.serverapp import GaussianPrivacyEvent
+
+    accountant = _accountant(Privacy(noise_multiplier=noise_multipliers[0], delta=delta,
+                                     population=population))
+    for sigma in noise_multipliers:
+        accountant.compose(GaussianPrivacyEvent(noise_multiplier=sigma,
+                                                sample_size=population,
+                                                population_size=population))
+    return float(accountant.get_epsilon(delta))
+
+
 def account_round(privacy: Privacy) -> Privacy:
     """``privacy`` after one more round: ``rounds + 1`` and the epsilon they spend."""
     rounds = privacy.rounds + 1
-    return privacy.model_copy(update={"rounds": rounds,
-                                      "epsilon": epsilon_after(privacy, rounds)})
+    # Validated, not copied: an epsilon past the target must fail here, loudly.
+    return Privacy.model_validate({**privacy.model_dump(), "rounds": rounds,
+                                   "epsilon": epsilon_after(privacy, rounds)})
 
 
 def next_round_allowed(privacy: Privacy) -> bool:
@@ -90,4 +108,5 @@ def calibrate(target_epsilon: float, rounds: int, delta: float, population: int)
     return high
 
 
-__all__ = ["account_round", "calibrate", "epsilon_after", "next_round_allowed"]
+__all__ = ["account_round", "calibrate", "epsilon_after", "epsilon_of_releases",
+           "next_round_allowed"]

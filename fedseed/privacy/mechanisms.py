@@ -6,12 +6,16 @@ for ``central``; replaced, for ``local``, where the server sees each client's ow
 message):
 
 * **coefficients** (zeroth-order per-seed sums, first-order projection coefficients):
-  the vector clipped to L2 norm ``clip``. Central: the server clips every reply and
-  adds ``N(0, (sigma clip)^2)`` to the sum before dividing by the number of replies
-  (DP-FedAvg, McMahan et al., ICLR 2018); sensitivity ``clip``. Local: each device adds
-  ``N(0, (sigma 2 clip)^2)`` to its own clipped vector; sensitivity ``2 clip``.
-  Every reply counts once (uniform weights: an example count would be one more
-  private number), and a diverged run contributes zeros.
+  the vector clipped to L2 norm ``clip``. First-order coefficients are first weighted
+  by the norm of what each one rebuilds (:func:`coefficient_weights`): the bound and
+  the noise are then in the units of the reconstructed update, and every tensor gets
+  noise in proportion to the update it carries (unweighted, a large tensor's tiny
+  coefficients get the same noise as a bias's, and the rescale ``D/K`` blows it up).
+  Central: the server clips every reply and adds ``N(0, (sigma clip)^2)`` to the sum
+  before dividing by the number of replies (DP-FedAvg, McMahan et al., ICLR 2018);
+  sensitivity ``clip``. Local: each device adds ``N(0, (sigma 2 clip)^2)`` to its own
+  clipped vector; sensitivity ``2 clip``. Every reply counts once (uniform weights: an
+  example count would be one more private number), and a diverged run sends zeros.
 * **evidence** (recipes mode): the validation loss at ``curve_points`` public steps
   (``round(j / P x max_steps)``; a run that stopped earlier reports its last point),
   each clipped to ``[0, loss_bound]``: a vector in a box whose diagonal,
@@ -41,6 +45,7 @@ import numpy as np
 from fedseed.recipe.evidence import CurvePoint, Evidence, ExampleCounts, FinalMetrics
 from fedseed.recipe.model import Recipe
 from fedseed.recipe.privacy import Privacy
+from fedseed.recipe.projection import Projection
 from fedseed.recipe.trajectory import (
     SeedUpdate,
     decode_floats,
@@ -91,13 +96,35 @@ def private_mean(vectors: np.ndarray, privacy: Privacy,
     vectors = np.asarray(vectors, dtype=np.float64)
     n = len(vectors)
     if privacy.mode == "local":
-        return vectors.mean(axis=0), 0
+        # An honest noisy vector is shorter than this but for odds below 1e-9; a longer
+        # one is a lie, cut back (post-processing, spends nothing).
+        d = vectors.shape[1]
+        bound = privacy.clip + privacy.noise_multiplier \
+            * coefficient_sensitivity(privacy) * (math.sqrt(d) + 6.0)
+        norms = np.linalg.norm(vectors, axis=1)
+        scale = np.where(norms > bound, bound / np.maximum(norms, 1e-30), 1.0)
+        return (vectors * scale[:, None]).mean(axis=0), int((scale < 1.0).sum())
     norms = np.linalg.norm(vectors, axis=1)
     scale = np.where(norms > privacy.clip, privacy.clip / np.maximum(norms, 1e-30), 1.0)
     rng = rng or noise_source()
     total = (vectors * scale[:, None]).sum(axis=0)
     total = total + rng.normal(0.0, privacy.noise_multiplier * privacy.clip, total.shape)
     return total / n, int((scale < 1.0).sum())
+
+
+def coefficient_weights(projection: Projection) -> np.ndarray:
+    """Per first-order coefficient, the norm of the update one unit of it rebuilds:
+    ``scale_g sqrt(D_g)`` for a Gaussian basis (``z`` has norm ``sqrt(D_g)``),
+    ``sqrt(D_g / K_g)`` for a Count Sketch (each bucket spreads over that many entries).
+    Public (from the section), so weighting is a fixed change of units."""
+    from fedseed.trajectory.projection import scale_of
+
+    parts = []
+    for g in projection.groups:
+        norm = scale_of(g) * math.sqrt(g.size) if g.basis == "gaussian" \
+            else math.sqrt(g.size / g.k)
+        parts.append(np.full(g.k, norm * projection.server_lr))
+    return np.concatenate(parts)
 
 
 # --- coefficient replies ---------------------------------------------------------------
@@ -109,21 +136,26 @@ def private_reply(child: Recipe, rng: np.random.Generator | None = None) -> Reci
     privacy = child.privacy
     if privacy is None:
         return child
+    if child.lineage is not None:  # when a device trained is a timing channel
+        child = child.model_copy(update={"lineage": child.lineage.model_copy(
+            update={"created": None})})
     if child.trajectory is not None and child.trajectory.update is not None:
         t, u = child.trajectory, child.trajectory.update
         dense = np.zeros(t.pool_size, dtype=np.float64)
         dense[decode_indices(u.seeds)] = decode_floats(u.sums)
         sent = local_coefficients(dense, privacy, rng).astype(np.float32)
         seeds = np.flatnonzero(sent)  # local noise touches every seed of the pool
+        # The public step budget: where a run diverged would say something of its data.
         update = SeedUpdate(seeds=encode_indices(seeds), sums=encode_floats(sent[seeds]),
-                            steps=u.steps)
+                            steps=t.steps)
         return child.model_copy(update={
             "trajectory": t.model_copy(update={"update": update}),
             "evidence": withheld_evidence()})
     if child.projection is not None and child.projection.update is not None:
         p, text = child.projection, child.projection.update
-        vector = decode_values(text, p.dtype)
-        sent = local_coefficients(vector, privacy, rng)
+        weights = coefficient_weights(p)
+        sent = local_coefficients(decode_values(text, p.dtype) * weights, privacy,
+                                  rng) / weights
         if p.dtype == "float16":
             sent = np.clip(sent, -65504.0, 65504.0)
         return child.model_copy(update={
@@ -144,6 +176,31 @@ def withheld_evidence() -> Evidence:
     return Evidence(curve=[zero], final=FinalMetrics(val_loss=0.0, val_metric=0.0),
                     num_examples=ExampleCounts(train=0, validation=0, test=0), steps=0,
                     best_step=0, stopped_early=False, wall_seconds=0.0, release="withheld")
+
+
+def releases_only_what_it_may(reply: Recipe, meta: Recipe) -> bool:
+    """Whether ``reply``'s evidence is exactly what ``meta``'s privacy section lets a
+    device send: no privacy, anything; withheld, the placeholder and nothing else;
+    noised, losses at the public steps within the box and nothing else; central
+    recipes, exact (the trusted server noises them)."""
+    ev, privacy = reply.evidence, meta.privacy
+    expected = expected_release(meta)
+    if ev is None or ev.release != expected:
+        return False
+    if privacy is None or expected == "exact":
+        return True
+    if expected == "withheld":
+        return ev == withheld_evidence()
+    steps = release_steps(meta, privacy)
+    curve = [p.step for p in ev.curve]
+    return (curve == steps and ev.steps == meta.budget.max_steps and not ev.diverged
+            and ev.num_examples == ExampleCounts(train=0, validation=0, test=0)
+            and ev.wall_seconds == 0.0 and not ev.optimizer_stats
+            and not ev.stopped_early and ev.final.test_loss is None
+            and ev.final.test_metric is None
+            and all(p.train_loss is None and 0.0 <= p.val_loss <= privacy.loss_bound * (1 + 1e-5)
+                    for p in ev.curve)
+            and (ev.final.val_loss, ev.best_step) in {(p.val_loss, p.step) for p in ev.curve})
 
 
 def expected_release(meta: Recipe) -> str:
@@ -226,7 +283,9 @@ def private_group_evidence(replies: Sequence[ClientReply], privacy: Privacy,
     return [out[r.digest] for r in replies]
 
 
-__all__ = ["clip", "coefficient_sensitivity", "evidence_sensitivity", "expected_release",
+__all__ = ["clip", "coefficient_sensitivity", "coefficient_weights", "evidence_sensitivity",
+           "expected_release",
            "local_coefficients", "loss_vector", "noise_source", "noised_evidence",
+           "releases_only_what_it_may",
            "private_group_evidence", "private_mean", "private_reply", "release_steps",
            "withheld_evidence"]

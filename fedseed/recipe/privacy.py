@@ -54,15 +54,20 @@ class Privacy(StrictModel):
     population: Annotated[int, Field(ge=1, le=10**9)]
     #: Rounds accounted so far, and the epsilon they spent at ``delta``.
     rounds: Annotated[int, Field(ge=0, le=1_000_000)] = 0
-    epsilon: Annotated[float, Field(ge=0.0, le=1e12)] = 0.0
+    epsilon: Annotated[float, Field(ge=0.0, le=1e300)] = 0.0
 
     @model_validator(mode="after")
-    def _spent_within_target(self) -> Privacy:
+    def _consistent(self) -> Privacy:
         if self.target_epsilon is not None and self.epsilon > self.target_epsilon * (1 + 1e-9):
             raise ValueError(f"epsilon {self.epsilon:.4g} spent exceeds target_epsilon "
                              f"{self.target_epsilon:.4g}")
-        if self.rounds == 0 and self.epsilon != 0.0:
-            raise ValueError("no round accounted, yet epsilon is not 0")
+        if (self.rounds == 0) != (self.epsilon == 0.0):
+            raise ValueError(f"{self.rounds} round(s) accounted but epsilon {self.epsilon:g}: "
+                             "a round spends some epsilon, and none is spent without one")
+        if self.delta > 1.0 / self.population * (1 + 1e-9):
+            # (0, 1/N)-DP allows publishing one random device's data in the clear.
+            raise ValueError(f"delta {self.delta:g} exceeds 1/population (1/"
+                             f"{self.population}); use a smaller delta")
         return self
 
 

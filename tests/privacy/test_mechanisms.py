@@ -18,6 +18,7 @@ from fedseed.meta.projection import ProjectionAggregator
 from fedseed.meta.trajectory import TrajectoryAggregator
 from fedseed.privacy.accountant import account_round, calibrate, epsilon_after, next_round_allowed
 from fedseed.privacy.mechanisms import (
+    coefficient_weights,
     evidence_sensitivity,
     local_coefficients,
     loss_vector,
@@ -30,7 +31,7 @@ from fedseed.privacy.settings import PrivacySettings, privacy_section
 from fedseed.recipe import apply_assignment, load_builtin
 from fedseed.recipe.evidence import CurvePoint, Evidence, ExampleCounts, FinalMetrics
 from fedseed.recipe.privacy import Privacy
-from fedseed.recipe.trajectory import decode_floats, decode_values
+from fedseed.recipe.trajectory import decode_floats, decode_indices, decode_values
 from fedseed.trajectory.first_order import fo_train
 from fedseed.trajectory.zo import zo_train
 
@@ -92,32 +93,49 @@ def test_rounds_are_accounted_and_the_target_stops_the_next_one():
                 rounds=3, epsilon=spent[-1])
 
 
-def test_settings_become_a_section_with_delta_one_over_n_and_chance_loss():
+def test_settings_become_a_section_with_delta_below_one_over_n_and_chance_loss():
     recipe = load_builtin("digits-mlp")
-    section = privacy_section(PrivacySettings(target_epsilon=8.0), 20, 5, recipe.task)
-    assert section.delta == pytest.approx(1 / 20)
+    section = privacy_section(PrivacySettings(target_epsilon=8.0), 20, 5, recipe)
+    assert section.delta == pytest.approx(20 ** -1.1) and section.delta < 1 / 20
     assert section.loss_bound == pytest.approx(math.log(10))
+    # A language model's uniform guess is log of its vocabulary, not 1.
+    lm = load_builtin("charlm-gpt2-tiny")
+    assert privacy_section(PrivacySettings(target_epsilon=8.0), 20, 5, lm
+                           ).loss_bound == pytest.approx(math.log(lm.tokenizer.vocab_size))
+    with pytest.raises(FedseedError, match="exceeds 1/N"):
+        privacy_section(PrivacySettings(target_epsilon=8.0, delta=0.1), 20, 5, recipe)
+    with pytest.raises(ValueError, match="exceeds 1/population"):
+        Privacy(noise_multiplier=1.0, delta=0.5, population=4)
+    with pytest.raises(ValueError, match="round.s. accounted but epsilon 0"):
+        Privacy(noise_multiplier=1.0, delta=0.01, population=4, rounds=3)
     assert epsilon_after(section, 5) <= 8.0
     with pytest.raises(FedseedError, match="dp-epsilon"):
         PrivacySettings()
     with pytest.raises(FedseedError, match="already spends"):
-        privacy_section(PrivacySettings(target_epsilon=0.1, noise_multiplier=0.5), 20, 5)
+        privacy_section(PrivacySettings(target_epsilon=0.1, noise_multiplier=0.5), 20, 5,
+                        recipe)
 
 
 # --- clipping and noise ------------------------------------------------------------------
 
 def test_every_first_order_update_a_client_sends_is_within_the_clip(users):
     meta = ProjectionAggregator(Options(), total_k=64).prepare(small())
-    for privacy in (CENTRAL, CENTRAL.model_copy(update={"clip": 1e-4})):
+    units = coefficient_weights(meta.projection)  # the norm each coefficient rebuilds
+    assert units.min() > 0 and units.max() / units.min() > 10  # far from uniform
+    for privacy in (CENTRAL.model_copy(update={"clip": 40.0}),
+                    CENTRAL.model_copy(update={"clip": 1e-2})):
         meta_p = meta.model_copy(update={"privacy": privacy})
         for u in users:
             done = fo_train(meta_p, assemble(meta_p), u)
-            raw = decode_values(done.recipe.projection.update, "float32")
+            raw = decode_values(done.recipe.projection.update, "float32") * units
             sent = private_reply(done.recipe)
-            norm = float(np.linalg.norm(decode_values(sent.projection.update, "float32")))
+            norm = float(np.linalg.norm(decode_values(sent.projection.update, "float32")
+                                        * units))
             assert norm <= privacy.clip * (1 + 1e-5)
             if np.linalg.norm(raw) > privacy.clip:  # clipped, not zeroed
                 assert norm == pytest.approx(privacy.clip, rel=1e-4)
+            else:
+                assert norm == pytest.approx(float(np.linalg.norm(raw)), rel=1e-5)
             assert sent.evidence.release == "withheld"
             assert sent.evidence.num_examples.train == 0 and sent.evidence.steps == 0
 
@@ -149,9 +167,17 @@ def test_local_noise_has_the_stated_scale_and_central_noise_is_added_once():
     assert clipped_count == n
     noise = (mean - clipped) * n
     assert np.std(noise) == pytest.approx(1.0 * 0.05, rel=0.05)
-    # Local vectors are averaged as sent (their noise is already in them).
-    local_mean, none = private_mean(many, LOCAL)
-    assert none == 0 and np.allclose(local_mean, vector)
+    # Local vectors are averaged as sent (their noise is already in them); one far
+    # longer than any honest noisy vector is a lie, and is cut back to that length.
+    honest = np.stack([local_coefficients(vector, LOCAL, np.random.default_rng(s))
+                       for s in range(n)])
+    local_mean, none = private_mean(honest, LOCAL)
+    assert none == 0 and np.allclose(local_mean, honest.mean(axis=0))
+    liar = np.vstack([honest[1:], np.full(d, 50.0)])
+    cut, one = private_mean(liar, LOCAL)
+    bound = 0.05 + 1.0 * 0.1 * (math.sqrt(d) + 6)
+    assert one == 1 and np.linalg.norm(cut * n - honest[1:].sum(axis=0)) == \
+        pytest.approx(bound, rel=1e-6)
 
 
 def test_private_aggregation_clips_to_the_bound_not_to_the_median():
@@ -231,3 +257,67 @@ def test_central_evidence_gives_each_configuration_one_noisy_mean():
               .recipe.evidence.curve[0].val_loss - 5.0 for seed in range(400)]
     assert np.std(errors) == pytest.approx(0.1 * 10.0 * math.sqrt(2) / 3, rel=0.12)
     assert abs(np.mean(errors)) < 0.1
+
+
+# --- noise in the aggregators, and what a local device sends ---------------------------------
+
+def _replies(recipes):
+    return [ClientReply(recipe=r, digest=f"sha256:{i:064x}", node_id=i, assignment={})
+            for i, r in enumerate(recipes)]
+
+
+def test_the_aggregators_add_the_stated_noise_to_the_clipped_sum(users):
+    from fedseed.meta.base import AggregatorState
+
+    privacy = CENTRAL.model_copy(update={"clip": 1e-3, "noise_multiplier": 2.0})
+    zo = TrajectoryAggregator(Options(), pool_size=32, steps=5).prepare(small())
+    zo = zo.model_copy(update={"privacy": privacy})
+    sent = [private_reply(zo_train(zo, u, seed=i).recipe) for i, u in enumerate(users)]
+    replies = _replies(sent)
+    clean = np.mean([_dense(r) for r in sent], axis=0)
+    draws = []
+    for _ in range(100):
+        nxt, _ = TrajectoryAggregator(Options())(zo, replies, AggregatorState())
+        draws.append((nxt.trajectory.coefficient_array() - zo.trajectory.server_lr * clean)
+                     * len(users) / zo.trajectory.server_lr)
+    noise = np.concatenate(draws)
+    assert np.std(noise) == pytest.approx(2.0 * 1e-3, rel=0.1)  # sigma * clip, on the sum
+    assert abs(np.mean(noise)) < 2e-4
+
+    fo = ProjectionAggregator(Options(), total_k=32).prepare(small())
+    fo = fo.model_copy(update={"privacy": privacy.model_copy(update={"clip": 5.0})})
+    units = coefficient_weights(fo.projection)
+    out = [private_reply(fo_train(fo, assemble(fo), u).recipe) for u in users]
+    clean = np.mean([decode_values(r.projection.update, "float32") for r in out], axis=0)
+    draws = []
+    for _ in range(100):
+        nxt, _ = ProjectionAggregator(Options())(fo, _replies(out), AggregatorState())
+        mean = decode_values(nxt.projection.coefficients, "float32")
+        draws.append((mean - clean) * units * len(users))
+    # In the mechanism's units (the rebuilt update's norm) the noise is isotropic.
+    assert np.std(np.concatenate(draws)) == pytest.approx(2.0 * 5.0, rel=0.1)
+
+
+def _dense(recipe):
+    t = recipe.trajectory
+    out = np.zeros(t.pool_size)
+    out[decode_indices(t.update.seeds)] = decode_floats(t.update.sums)
+    return out
+
+
+def test_a_local_device_sends_noise_on_every_seed_and_only_public_counts(users):
+    zo = TrajectoryAggregator(Options(), pool_size=32, steps=5).prepare(small())
+    zo = zo.model_copy(update={"privacy": LOCAL.model_copy(update={"clip": 1e-3})})
+    child = zo_train(zo, users[0], seed=0).recipe
+    a, b = private_reply(child), private_reply(child)
+    assert len(_dense(a).nonzero()[0]) == 32  # dense: its sparsity says nothing
+    assert not np.array_equal(_dense(a), _dense(b))  # fresh noise each time
+    assert a.trajectory.update.steps == zo.trajectory.steps  # the public budget
+    assert a.lineage.created is None and a.evidence.release == "withheld"
+    # float16 first-order coefficients saturate instead of failing on a noisy outlier.
+    fo = ProjectionAggregator(Options(), total_k=32, dtype="float16").prepare(small())
+    fo = fo.model_copy(update={"privacy": LOCAL.model_copy(update={
+        "clip": 1e6, "noise_multiplier": 1e3})})
+    sent = private_reply(fo_train(fo, assemble(fo), users[0]).recipe)
+    values = decode_values(sent.projection.update, "float16")
+    assert np.all(np.isfinite(values)) and np.abs(values).max() <= 65504.0
