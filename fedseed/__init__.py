@@ -51,6 +51,10 @@ _EXPORTS = {
     "load_examples": "fedseed.data.local",
     "partition": "fedseed.data.partition",
     "personalize_examples": "fedseed.personalize",
+    # Differential privacy
+    "PrivacySettings": "fedseed.privacy.settings",
+    "DevicePolicy": "fedseed.privacy.device",
+    "Ledger": "fedseed.privacy.device",
     # Trust and registries
     "TrustStore": "fedseed.provenance.trust",
     "load_trust": "fedseed.provenance.trust",
@@ -66,7 +70,7 @@ __all__ = [
     "RoundSettings", "Transport", "TrustStore", "__version__", "get_aggregator",
     "load_builtin", "load_examples", "load_trust", "make_client_app", "open_registry",
     "partition", "personalize_examples", "recipe_digest", "resolve_recipe", "server_identity",
-    "apply_overrides", "with_step_budget",
+    "apply_overrides", "with_step_budget", "PrivacySettings", "DevicePolicy", "Ledger",
 ]
 
 

@@ -100,7 +100,7 @@ def show(
     if recipe.search_space is not None:
         table.add_row("search space", ", ".join(recipe.search_space.params))
     if recipe.privacy is not None:
-        table.add_row("privacy", privacy_line(recipe.privacy))
+        table.add_row("privacy", privacy_line(recipe))
     if recipe.evidence is not None:
         ev = recipe.evidence
         test = f", test {ev.final.test_metric}" if ev.final.test_metric is not None else ""
@@ -120,11 +120,15 @@ def show(
     console.print(table)
 
 
-def privacy_line(p: Any) -> str:
-    """The privacy section in one line: epsilon spent (of the target), the mechanism."""
+def privacy_line(recipe: Any) -> str:
+    """A recipe's privacy section in one line: epsilon spent (of the target), and what
+    the mechanism releases."""
+    p = recipe.privacy
     target = f" of target {p.target_epsilon:g}" if p.target_epsilon is not None else ""
-    released = "coefficients clipped to L2 " + f"{p.clip:g}" \
-        + f"; evidence: losses in [0, {p.loss_bound:.3g}] at {p.curve_points} points"
+    released = (f"coefficients clipped to L2 {p.clip:g}, evidence withheld"
+                if recipe.trajectory is not None or recipe.projection is not None
+                else f"validation losses in [0, {p.loss_bound:.3g}] at {p.curve_points} "
+                     "public steps")
     return (f"epsilon {p.epsilon:.3g} spent{target} at delta {p.delta:.3g} after "
             f"{p.rounds} round(s); {p.mode} Gaussian, noise multiplier "
             f"{p.noise_multiplier:.4g} ({released}); {p.accountant} accountant, "

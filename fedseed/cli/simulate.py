@@ -286,7 +286,7 @@ def simulate(*, clients: int | None, rounds: int, dataset: str = "digits",
         from fedseed.cli.recipe import privacy_line
 
         stopped = result.privacy.get("stopped_at_round")
-        console.out("privacy: " + privacy_line(result.meta.privacy)
+        console.out("privacy: " + privacy_line(result.meta)
                     + (f"; stopped before round {stopped} (target reached)" if stopped
                        else ""), highlight=False)
     console.out(f"final meta-recipe {result.meta_digests[-1]} ({result.meta_name}:latest); "
