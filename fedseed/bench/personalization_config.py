@@ -130,6 +130,13 @@ def load_config(path: Path, only: Sequence[str] = ()) -> tuple[Settings, list[Sc
     given); unknown keys and unknown scenario names are refused with their name."""
     data = read_toml(path)
     settings = build_table(Settings, data.get("run", {}), f"{path} [run]")
+    return settings, read_scenarios(data, path, only)
+
+
+def read_scenarios(data: Mapping[str, Any], path: Path, only: Sequence[str] = ()
+                   ) -> list[Scenario]:
+    """The ``[[scenario]]`` tables of a benchmark configuration (only those named in
+    ``only``, when given); unknown keys and unknown names are refused with their name."""
     scenarios = []
     for i, raw in enumerate(data.get("scenario", [])):
         raw = dict(raw)
@@ -147,7 +154,7 @@ def load_config(path: Path, only: Sequence[str] = ()) -> tuple[Settings, list[Sc
             raise FedseedError(f"--scenario '{unknown[0]}' is not in {path} (there: "
                                f"{', '.join(s.name for s in scenarios)})")
         scenarios = [s for s in scenarios if s.name in only]
-    return settings, scenarios
+    return scenarios
 
 
 def build_table(cls: type, raw: Mapping[str, Any], where: str) -> Any:

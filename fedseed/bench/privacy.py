@@ -27,12 +27,18 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fedseed.bench.jobs import Pool
-from fedseed.bench.personalization_config import Scenario, Settings, build_table, read_toml
+from fedseed.bench.personalization_config import (
+    Scenario,
+    Settings,
+    build_table,
+    read_scenarios,
+    read_toml,
+)
 from fedseed.errors import FedseedError
 
 COMMAND = "fedseed bench privacy"
@@ -66,27 +72,14 @@ def load_privacy_config(path: Path, only: Sequence[str] = ()) -> tuple[Config, l
     if "epsilons" in raw:
         raw["epsilons"] = tuple(float(e) for e in raw["epsilons"])
     config: Config = build_table(Config, raw, f"{path} [run]")
-    scenarios = []
-    for i, table in enumerate(data.get("scenario", [])):
-        table = dict(table)
-        if "aggregators" in table:
-            table["aggregators"] = tuple(table["aggregators"])
-        scenarios.append(build_table(Scenario, table, f"{path} [[scenario]] #{i + 1}"))
-    if only:
-        missing = sorted(set(only) - {s.name for s in scenarios})
-        if missing:
-            raise FedseedError(f"{path}: no scenario named '{missing[0]}'")
-        scenarios = [s for s in scenarios if s.name in only]
-    if not scenarios:
-        raise FedseedError(f"{path}: no [[scenario]]")
-    return config, scenarios
+    return config, read_scenarios(data, path, only)
 
 
 def pilot_clips(runner: Any) -> dict[str, float]:
     """Median first-update norms on the held-out users: first-order coefficients in
     the mechanism's units (from ``w0``, one round of the scenario's local steps) and
     FedAvg model updates."""
-    import torch
+    import numpy as np
 
     from fedseed.assemble import assemble
     from fedseed.bench.fedavg import exchanged_keys, local_train
@@ -110,8 +103,8 @@ def pilot_clips(runner: Any) -> dict[str, float]:
         done = fo_train(meta, assemble(meta), u)
         p = done.recipe.projection
         assert p is not None and p.update is not None
-        fo.append(float(torch.linalg.vector_norm(torch.from_numpy(
-            decode_values(p.update, p.dtype).astype("float64") * coefficient_weights(p)))))
+        fo.append(float(np.linalg.norm(decode_values(p.update, p.dtype)
+                                       * coefficient_weights(p))))
     avg_recipe = at_constant_lr(runner.recipe, s.fedavg_lr) if s.fedavg_lr > 0 \
         else runner.recipe
     fedavg = []
@@ -239,13 +232,6 @@ def run(config: Path, out: Path, on_event: Event, only: Sequence[str] = ()) -> d
     written.append(figure(payload, out / "privacy.png"))
     payload["written"] = [str(p) for p in written]
     return payload
-
-
-def smoke_config(base: Config, scenario: Scenario) -> tuple[Config, Scenario]:
-    """A seconds-long version (tests): two epsilons, tiny schedules."""
-    return (replace(base, epsilons=(math.inf, 8.0)),
-            replace(scenario, rounds=1, fo_rounds=2, fo_local_steps=3, fedavg_rounds=2,
-                    fedavg_local_steps=3, max_steps=10))
 
 
 __all__ = ["COMMAND", "Config", "METHODS", "load_privacy_config", "pilot_clips", "run",

@@ -8,18 +8,10 @@ import json
 import pytest
 
 from fedseed import (
-    FedseedStrategy,
-    InProcessTransport,
-    load_builtin,
-    open_registry,
     partition,
-    server_identity,
-    with_step_budget,
 )
 from fedseed.data.builtin import load_builtin_dataset
 from fedseed.errors import DataError
-from fedseed.federation.config import FederationConfig
-from fedseed.federation.from_config import aggregator_for, round_settings
 from fedseed.privacy.accountant import calibrate, epsilon_of_releases
 from fedseed.privacy.device import DevicePolicy, policy_from_node_config
 
@@ -31,34 +23,23 @@ def users():
     return partition(load_builtin_dataset("digits"), USERS, partitioner="dirichlet", seed=0)
 
 
-def federate(tmp_path, users, policy, rounds=3, final=False, **config):
-    key, trust = server_identity(home=tmp_path, create=True)
-    registry = open_registry(str(tmp_path / "registry"), trust)
-    cfg = FederationConfig(num_rounds=rounds, fraction=1.0, min_nodes=USERS,
-                           client_trust="tofu", final_personalization=final, **config)
-    strategy = FedseedStrategy(aggregator_for(cfg),
-                               with_step_budget(load_builtin("digits-mlp"), 20), key=key,
-                               trust=trust, registry=registry, settings=round_settings(cfg))
-    transport = InProcessTransport(users, trust, registry=registry, policy=policy,
-                                   ledgers=tmp_path / "ledgers")
-    return strategy.start(transport)
-
-
-def test_a_device_refuses_a_server_that_does_not_let_it_add_its_own_noise(tmp_path, users):
+def test_a_device_refuses_a_server_that_does_not_let_it_add_its_own_noise(
+        tmp_path, users, federate):
     policy = DevicePolicy(require="local", max_epsilon=8.0, max_delta=0.5)
     for config in ({}, {"dp": "central", "dp_epsilon": 8.0}):
-        result = federate(tmp_path / str(len(config)), users, policy, rounds=1, **config)
+        _, _, result = federate(tmp_path / str(len(config)), users, rounds=1, policy=policy,
+                                **config)
         assert result.rounds[0].accepted == 0
         assert result.rounds[0].rejected == {"client error": USERS}
 
 
-def test_the_ledger_not_the_meta_recipe_decides_when_a_device_stops(tmp_path, users):
+def test_the_ledger_not_the_meta_recipe_decides_when_a_device_stops(tmp_path, users, federate):
     # The federation's target allows 4 rounds; each device allows itself 2 of them.
     sigma = calibrate(8.0, 4, 0.2, USERS)
     own = epsilon_of_releases([sigma] * 2, 0.2, USERS)
     policy = DevicePolicy(require="local", max_epsilon=own * 1.001, max_delta=0.25)
-    result = federate(tmp_path, users, policy, rounds=4, dp="local", dp_epsilon=8.0,
-                      dp_noise_multiplier=sigma, dp_delta=0.2)
+    _, _, result = federate(tmp_path, users, rounds=4, policy=policy, dp="local",
+                            dp_epsilon=8.0, dp_noise_multiplier=sigma, dp_delta=0.2)
     assert [r.accepted for r in result.rounds] == [USERS, USERS, 0, 0]
     ledgers = sorted((tmp_path / "ledgers").glob("node-*.json"))
     assert len(ledgers) == USERS
@@ -66,10 +47,10 @@ def test_the_ledger_not_the_meta_recipe_decides_when_a_device_stops(tmp_path, us
         assert json.loads(path.read_text()) == {"digits-mlp": [sigma, sigma]}
 
 
-def test_a_device_with_a_policy_refuses_the_exact_final_evaluation(tmp_path, users):
+def test_a_device_with_a_policy_refuses_the_exact_final_evaluation(tmp_path, users, federate):
     policy = DevicePolicy(require="local", max_epsilon=50.0, max_delta=0.5)
-    result = federate(tmp_path, users, policy, rounds=1, final=True, dp="local",
-                      dp_epsilon=8.0)
+    _, _, result = federate(tmp_path, users, rounds=1, final=True, policy=policy, dp="local",
+                            dp_epsilon=8.0)
     assert result.rounds[0].accepted == USERS
     assert result.final["reported"] == 0
 

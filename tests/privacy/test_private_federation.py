@@ -11,9 +11,7 @@ from support import run_fedseed
 
 from fedseed import (
     FedseedStrategy,
-    InProcessTransport,
     load_builtin,
-    open_registry,
     partition,
     server_identity,
     with_step_budget,
@@ -37,18 +35,6 @@ def users():
     return partition(load_builtin_dataset("digits"), USERS, partitioner="dirichlet", seed=0)
 
 
-def federate(tmp_path, users, rounds=3, **config):
-    key, trust = server_identity(home=tmp_path, create=True)
-    registry = open_registry(str(tmp_path / "registry"), trust)
-    cfg = FederationConfig(num_rounds=rounds, fraction=1.0, min_nodes=USERS,
-                           client_trust="tofu", final_personalization=False, **config)
-    strategy = FedseedStrategy(aggregator_for(cfg),
-                               with_step_budget(load_builtin("digits-mlp"), 20), key=key,
-                               trust=trust, registry=registry, settings=round_settings(cfg))
-    result = strategy.start(InProcessTransport(users, trust, registry=registry))
-    return strategy, registry, result
-
-
 def chain_of_epsilons(registry, name, rounds):
     out = []
     for r in range(rounds + 1):
@@ -65,7 +51,7 @@ def chain_of_epsilons(registry, name, rounds):
     {"dp": "local", "dp_epsilon": 8.0, "mode": "trajectory", "pool_size": 16,
      "zo_steps": 5, "dp_clip": 0.5},
 ], ids=["recipes-central", "recipes-local", "first-order-central", "zeroth-order-local"])
-def test_every_round_is_accepted_accounted_and_signed(tmp_path, users, config):
+def test_every_round_is_accepted_accounted_and_signed(tmp_path, users, config, federate):
     strategy, registry, result = federate(tmp_path, users, **config)
     assert [r.accepted for r in result.rounds] == [USERS] * 3
     assert all(r.rejected == {} and r.array_records == 0 for r in result.rounds)
@@ -92,7 +78,7 @@ def test_every_round_is_accepted_accounted_and_signed(tmp_path, users, config):
         assert len(meta.lineage.parents) == (USERS if config["dp"] == "local" else 1)
 
 
-def test_a_federation_stops_before_the_round_that_would_pass_its_target(tmp_path, users):
+def test_a_federation_stops_before_the_round_that_would_pass_its_target(tmp_path, users, federate):
     from fedseed.privacy.accountant import calibrate
 
     sigma = calibrate(4.0, 2, 1 / USERS, USERS)  # two rounds' worth of the target
@@ -103,7 +89,7 @@ def test_a_federation_stops_before_the_round_that_would_pass_its_target(tmp_path
     assert result.meta.privacy.rounds == 2 and result.meta.privacy.epsilon <= 4.0
 
 
-def test_a_device_that_does_not_noise_under_local_dp_is_refused(tmp_path, users):
+def test_a_device_that_does_not_noise_under_local_dp_is_refused(tmp_path, users, federate):
     from fedseed.federation.client import new_identity
     from fedseed.personalize import personalize_examples
     from fedseed.provenance.packed import pack
@@ -158,24 +144,17 @@ def test_simulate_with_dp_signs_epsilon_and_recipe_show_prints_it(tmp_path, quic
     assert "central Gaussian" in shown.out
 
 
-def test_a_round_that_does_not_aggregate_is_still_accounted(tmp_path, users):
+def test_a_round_that_does_not_aggregate_is_still_accounted(tmp_path, users, federate):
     # min_replies above the node count: no round aggregates, every round's replies
     # were sent all the same (and published, under local DP).
-    key, trust = server_identity(home=tmp_path, create=True)
-    registry = open_registry(str(tmp_path / "registry"), trust)
-    cfg = FederationConfig(num_rounds=2, fraction=1.0, min_nodes=USERS, min_replies=USERS + 1,
-                           client_trust="tofu", final_personalization=False, dp="local",
-                           dp_epsilon=8.0)
-    strategy = FedseedStrategy(aggregator_for(cfg),
-                               with_step_budget(load_builtin("digits-mlp"), 20), key=key,
-                               trust=trust, registry=registry, settings=round_settings(cfg))
-    result = strategy.start(InProcessTransport(users, trust, registry=registry))
+    _, _, result = federate(tmp_path, users, rounds=2, min_replies=USERS + 1, dp="local",
+                            dp_epsilon=8.0)
     assert [r.accepted for r in result.rounds] == [USERS, USERS]
     assert result.meta.privacy.rounds == 2 and result.meta.lineage.method == "privacy-spent"
     assert result.meta.privacy.epsilon == pytest.approx(epsilon_after(result.meta.privacy, 2))
 
 
-def test_no_round_runs_past_the_target_and_resume_keeps_the_protection(tmp_path, users):
+def test_no_round_runs_past_the_target_and_resume_keeps_the_protection(tmp_path, users, federate):
     from fedseed.errors import AggregationError
     from fedseed.privacy.accountant import calibrate
 
@@ -199,7 +178,7 @@ def test_no_round_runs_past_the_target_and_resume_keeps_the_protection(tmp_path,
             again.initialize(resume=True)
 
 
-def test_a_reply_marked_noised_must_hold_only_noisy_losses(tmp_path, users):
+def test_a_reply_marked_noised_must_hold_only_noisy_losses(tmp_path, users, federate):
     from fedseed.federation.client import new_identity
     from fedseed.personalize import personalize_examples
     from fedseed.privacy.mechanisms import private_reply
